@@ -1,0 +1,41 @@
+"""Fusion strategies, one interface: ``forward(features: Mapping[str, Tensor]) -> [B, out_dim]``.
+
+Build any of them by name with :func:`build`; :func:`available` lists the names.
+"""
+
+from wsfusion.fusion.attention import CrossModalAttention
+from wsfusion.fusion.base import FusionModule
+from wsfusion.fusion.early import EarlyFusion
+from wsfusion.fusion.hybrid import HybridFusion
+from wsfusion.fusion.late import LateFusion
+from wsfusion.fusion.masked_ws import MaskedLinear, MaskedWSFusion
+from wsfusion.fusion.registry import available, build, describe, options, register
+from wsfusion.fusion.tensor import LowRankTensorFusion, TensorFusion
+from wsfusion.fusion.transformer import MultiModalTransformer
+
+register("early")(EarlyFusion)
+register("late")(LateFusion)
+register("hybrid")(HybridFusion)
+register("attention")(CrossModalAttention)
+register("transformer")(MultiModalTransformer)
+register("tensor")(TensorFusion)
+register("low-rank")(LowRankTensorFusion)
+register("ws-dense")(MaskedWSFusion)
+
+__all__ = [
+    "FusionModule",
+    "EarlyFusion",
+    "LateFusion",
+    "HybridFusion",
+    "CrossModalAttention",
+    "MultiModalTransformer",
+    "MaskedLinear",
+    "MaskedWSFusion",
+    "TensorFusion",
+    "LowRankTensorFusion",
+    "build",
+    "available",
+    "describe",
+    "options",
+    "register",
+]

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from wsfusion._validation import (
+    check_batch_sizes,
+    check_finite,
+    check_modality_dims,
+    check_modality_keys,
+    check_positive_int,
+    format_shape,
+)
+
+
+class FusionModule(nn.Module):
+    r"""Base class of every fusion strategy: one interface for any number of modalities.
+
+    ``forward(features, mask=None)`` takes a mapping modality name ->
+    features and returns ``[B, out_dim]``. Features are pooled vectors
+    ``[B, D_m]``; modules with :attr:`accepts_tokens` also take token
+    sequences ``[B, T_m, D_m]`` (a pooled vector then counts as one token).
+
+    Missing modalities: a per-sample boolean ``mask[m]`` of shape ``[B]``
+    (:obj:`True` = present) marks samples whose modality ``m`` is missing.
+    With ``allow_missing=True`` a key may also be absent altogether (missing
+    for every sample). What a module does with a missing modality is
+    documented per module; the baselines replace it by zeros unless they say
+    otherwise.
+
+    Args:
+        modality_dims (Mapping[str, int]): Feature size ``D_m`` of each
+            modality, in the order used for concatenation.
+        out_dim (int): Output size.
+        allow_missing (bool, optional): Accept absent modality keys.
+            (default: :obj:`False`, an absent key raises a ``ValueError``)
+    """
+
+    #: Whether ``[B, T, D]`` token sequences are accepted.
+    accepts_tokens: bool = False
+
+    def __init__(self, modality_dims: Mapping[str, int], out_dim: int, allow_missing: bool = False) -> None:
+        super().__init__()
+        self.modality_dims = check_modality_dims(modality_dims, type(self).__name__)
+        self.out_dim = check_positive_int(out_dim, "out_dim")
+        self.allow_missing = bool(allow_missing)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.modality_dims)
+
+    def check_inputs(
+        self,
+        features: Mapping[str, Tensor],
+        mask: Mapping[str, Tensor] | None = None,
+    ) -> tuple[int, dict[str, Tensor]]:
+        """Validate ``features`` and ``mask``; return the batch size and a full mask.
+
+        The returned mask has one boolean ``[B]`` tensor per modality of the
+        module (all :obj:`False` for an absent key).
+        """
+        what = type(self).__name__
+        if not isinstance(features, Mapping):
+            raise TypeError(
+                f"{what} takes a mapping modality -> features, got {type(features).__name__}; "
+                f"expected keys {list(self.modalities)}"
+            )
+        check_modality_keys(features, self.modalities, what=what, allow_missing=self.allow_missing)
+        max_rank = 3 if self.accepts_tokens else 2
+        sizes: dict[str, int] = {}
+        for name, x in features.items():
+            dim = self.modality_dims[name]
+            expected = f"[B, {dim}]" + (f" or [B, T, {dim}]" if self.accepts_tokens else "")
+            if not isinstance(x, Tensor):
+                raise TypeError(f"{what}: {name!r} features must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
+            if not 2 <= x.dim() <= max_rank or x.shape[-1] != dim:
+                hint = " (this module takes pooled vectors; pool the tokens first)" if x.dim() == 3 else ""
+                raise ValueError(
+                    f"{what}: {name!r} features must have shape {expected}, "
+                    f"got {format_shape(tuple(x.shape))}{hint}"
+                )
+            if not x.is_floating_point():
+                raise TypeError(f"{what}: {name!r} features must be floating point, got dtype {x.dtype}")
+            check_finite(x, f"{what}: {name!r} features")
+            sizes[name] = x.shape[0]
+        batch = check_batch_sizes(sizes, what)
+        device = next(iter(features.values())).device
+        full_mask = self._check_mask(mask, batch, device, what)
+        for name in self.modalities:
+            if name not in features:
+                full_mask[name] = torch.zeros(batch, dtype=torch.bool, device=device)
+        return batch, full_mask
+
+    def _check_mask(self, mask: Mapping[str, Tensor] | None, batch: int, device: torch.device, what: str) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        if mask is not None:
+            if not isinstance(mask, Mapping):
+                raise TypeError(f"{what}: mask must be a mapping modality -> bool tensor [B], got {type(mask).__name__}")
+            for name, m in mask.items():
+                if name not in self.modality_dims:
+                    raise ValueError(f"{what}: mask has unknown modality {name!r}; expected keys {list(self.modalities)}")
+                if not isinstance(m, Tensor) or m.dtype != torch.bool or tuple(m.shape) != (batch,):
+                    got = format_shape(tuple(m.shape)) + f" {m.dtype}" if isinstance(m, Tensor) else type(m).__name__
+                    raise ValueError(f"{what}: mask[{name!r}] must be a bool tensor of shape [{batch}], got {got}")
+                out[name] = m.to(device)
+        for name in self.modalities:
+            out.setdefault(name, torch.ones(batch, dtype=torch.bool, device=device))
+        return out
+
+    def filled(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor], batch: int) -> dict[str, Tensor]:
+        """Every modality's features with missing samples (and absent keys) set to zero."""
+        ref = next(iter(features.values()))
+        out = {}
+        for name, dim in self.modality_dims.items():
+            x = features.get(name)
+            if x is None:
+                out[name] = ref.new_zeros(batch, dim)
+            else:
+                keep = mask[name].to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+                out[name] = x * keep
+        return out
+
+    def extra_repr(self) -> str:
+        return f"modality_dims={self.modality_dims}, out_dim={self.out_dim}"
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
+    """``Linear - ReLU - Dropout - Linear``, the head every baseline shares."""
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, out_dim))

@@ -1,0 +1,31 @@
+"""Assertions shared by the test modules (importable thanks to pytest's pythonpath)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def unregistered_tensors(module: nn.Module) -> list[str]:
+    """Trainable tensors held by a module outside ``_parameters`` (e.g. in a Python list).
+
+    They are invisible to ``module.parameters()``, so the optimiser never
+    updates them and ``.to(device)`` never moves them: the MultiBench LRTF bug.
+    """
+    found = []
+    for mod_name, mod in module.named_modules():
+        for attr, value in vars(mod).items():
+            if attr.startswith("_"):
+                continue
+            values = value if isinstance(value, (list, tuple)) else value.values() if isinstance(value, dict) else [value]
+            for v in values:
+                if isinstance(v, Tensor) and v.requires_grad:
+                    found.append(f"{mod_name}.{attr}".lstrip("."))
+    return found
+
+
+def assert_every_parameter_trains(module: nn.Module) -> None:
+    """After one backward every registered parameter has a non-zero gradient, and none hides outside."""
+    assert unregistered_tensors(module) == []
+    for name, p in module.named_parameters():
+        assert p.grad is not None, f"{name} received no gradient"
+        assert p.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
