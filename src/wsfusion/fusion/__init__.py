@@ -8,7 +8,7 @@ from wsfusion.fusion.base import FusionModule
 from wsfusion.fusion.early import EarlyFusion
 from wsfusion.fusion.hybrid import HybridFusion
 from wsfusion.fusion.late import LateFusion
-from wsfusion.fusion.masked_ws import MaskedLinear, MaskedWSFusion
+from wsfusion.fusion.masked_ws import MaskedWSFusion
 from wsfusion.fusion.registry import available, build, describe, options, register
 from wsfusion.fusion.tensor import LowRankTensorFusion, TensorFusion
 from wsfusion.fusion.transformer import MultiModalTransformer
@@ -29,7 +29,6 @@ __all__ = [
     "HybridFusion",
     "CrossModalAttention",
     "MultiModalTransformer",
-    "MaskedLinear",
     "MaskedWSFusion",
     "TensorFusion",
     "LowRankTensorFusion",

@@ -3,64 +3,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wsfusion._validation import check_positive_int, check_probability, format_shape
+from wsfusion._validation import check_positive_int, check_probability
 from wsfusion.fusion.base import FusionModule
 from wsfusion.graphs import CrossModalGraph, ws_cross_modal_graph
-
-
-class MaskedLinear(nn.Module):
-    r"""The notebook's dense Watts–Strogatz layer: ``F.linear(x, W * mask, b)``.
-
-    .. math::
-        \mathbf{y} = (\mathbf{W} \odot \mathbf{M}) \, \mathbf{x} + \mathbf{b},
-        \qquad M_{ts} = 1 \iff (s \to t) \in \mathcal{E}
-
-    It stores and multiplies the full :math:`N \times N` weight although only
-    the graph's edges are used: it is kept as the reference that the sparse
-    :class:`wsfusion.nn.WSLinear` must equal, not for speed.
-
-    Initialisation: :math:`W_{ts} \sim \mathcal{U}(-1/\sqrt{d_t}, 1/\sqrt{d_t})`
-    with :math:`d_t` the actual in-degree of node :math:`t` in the graph (not
-    :math:`N`, which ``nn.Linear``'s fan-in rule would use and which would
-    shrink the activations by :math:`\sqrt{N/k}`).
-
-    Args:
-        graph (CrossModalGraph): The connectivity.
-        bias (bool, optional): Learn a bias. (default: :obj:`True`)
-
-    Shapes:
-        - **input:** :math:`(*, N)`
-        - **output:** :math:`(*, N)`
-    """
-
-    def __init__(self, graph: CrossModalGraph, bias: bool = True) -> None:
-        super().__init__()
-        self.graph = graph
-        n = graph.num_nodes
-        self.weight = nn.Parameter(torch.empty(n, n))
-        self.bias = nn.Parameter(torch.empty(n)) if bias else None
-        self.register_buffer("mask", graph.to_dense_mask())
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        bound = 1.0 / self.mask.sum(dim=1).clamp(min=1).sqrt()
-        with torch.no_grad():
-            self.weight.uniform_(-1.0, 1.0).mul_(bound[:, None])
-            if self.bias is not None:
-                self.bias.uniform_(-1.0, 1.0).mul_(bound)
-
-    def forward(self, x: Tensor) -> Tensor:
-        n = self.graph.num_nodes
-        if not isinstance(x, Tensor) or x.dim() == 0 or x.shape[-1] != n:
-            got = format_shape(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"MaskedLinear input must have shape [..., {n}] (one entry per graph node), got {got}")
-        return F.linear(x, self.weight * self.mask, self.bias)
-
-    def extra_repr(self) -> str:
-        return f"num_nodes={self.graph.num_nodes}, num_edges={int(self.mask.sum())}, bias={self.bias is not None}"
+from wsfusion.nn import MaskedLinear
 
 
 class MaskedWSFusion(FusionModule):

@@ -1,0 +1,14 @@
+"""PyG message-passing layers over cross-modal graphs, and the dense reference layer.
+
+``WSLinear`` (scalar nodes), and the dense ``MaskedLinear`` it must equal.
+"""
+
+import warnings
+
+from wsfusion.nn.masked_linear import MaskedLinear
+from wsfusion.nn.ws_linear import WSLinear
+
+# torch warns once per process that sparse CSR is "beta"; the kernels used here are stable.
+warnings.filterwarnings("ignore", message=r"Sparse CSR tensor support is in beta state")
+
+__all__ = ["WSLinear", "MaskedLinear"]

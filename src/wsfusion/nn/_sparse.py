@@ -1,0 +1,93 @@
+"""The fast kernels behind :class:`WSLinear`: CSR SpMM and SDDMM from torch itself.
+
+A graph's weighted adjacency ``A [N_dst, N_src]`` with one value per directed
+edge is stored as CSR *structure* (``crow``, ``col``) plus the edge values in
+``edge_index`` order (sorted by target, then source, which is CSR row order).
+For the input gradient the transposed structure is precomputed once, with the
+permutation that reorders the edge values into it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+class CSRStructure(NamedTuple):
+    """CSR indices of ``A`` (rows = targets) and of ``A^T`` (rows = sources)."""
+
+    crow: Tensor
+    col: Tensor
+    t_crow: Tensor
+    t_col: Tensor
+    t_perm: Tensor  # values of A^T in CSR order = values of A [t_perm]
+    num_dst: int
+    num_src: int
+
+
+def csr_structure(edge_index: Tensor, num_nodes: int) -> CSRStructure:
+    """CSR structure of ``edge_index`` (row 0 source, row 1 target), sorted by (target, source).
+
+    Raises ``ValueError`` if the edges are not sorted by target then source or
+    repeat a pair, since the edge values are used in that order.
+    """
+    src, dst = edge_index
+    key = dst * num_nodes + src
+    if key.numel() > 1 and not bool((key[1:] > key[:-1]).all()):
+        raise ValueError("edge_index must be sorted by target then source, without duplicate edges")
+    crow = _compressed(dst, num_nodes)
+    t_perm = torch.argsort(src * num_nodes + dst)
+    return CSRStructure(crow, src.clone(), _compressed(src, num_nodes), dst[t_perm], t_perm, num_nodes, num_nodes)
+
+
+def _compressed(sorted_rows: Tensor, num_rows: int) -> Tensor:
+    crow = torch.zeros(num_rows + 1, dtype=torch.long, device=sorted_rows.device)
+    crow[1:] = torch.bincount(sorted_rows, minlength=num_rows).cumsum(0)
+    return crow
+
+
+def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
+    return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+
+
+class _EdgeWeightedSpMM(torch.autograd.Function):
+    """``out = A(w) @ x`` for node-major ``x [N_src, B]``; gradients by SpMM and SDDMM."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, x: Tensor, s: CSRStructure) -> Tensor:  # type: ignore[override]
+        ctx.structure = s
+        ctx.save_for_backward(weight, x)
+        return _csr(s.crow, s.col, weight, (s.num_dst, s.num_src)) @ x
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        weight, x = ctx.saved_tensors
+        s: CSRStructure = ctx.structure
+        grad_out = grad_out.contiguous()
+        grad_weight = grad_x = None
+        if ctx.needs_input_grad[1]:
+            grad_x = _csr(s.t_crow, s.t_col, weight[s.t_perm], (s.num_src, s.num_dst)) @ grad_out
+        if ctx.needs_input_grad[0]:
+            # SDDMM: grad_w[e] = <grad_out[dst_e], x[src_e]>, only at the edges (never N x N).
+            pattern = _csr(s.crow, s.col, weight.detach(), (s.num_dst, s.num_src))
+            grad_weight = torch.sparse.sampled_addmm(pattern, grad_out, x.t(), beta=0.0).values()
+        return grad_weight, grad_x, None
+
+
+def edge_weighted_spmm(weight: Tensor, x: Tensor, structure: CSRStructure) -> Tensor:
+    r"""``out[t] = sum over edges s -> t of weight[e] * x[s]`` for node-major ``x``.
+
+    Args:
+        weight (torch.Tensor): One value per edge ``[E]``, in the structure's
+            (target, source) order.
+        x (torch.Tensor): Node-major features ``[N_src, B]``.
+        structure (CSRStructure): From :func:`csr_structure`.
+
+    Returns:
+        ``[N_dst, B]``. Differentiable in ``weight`` and ``x``.
+    """
+    return _EdgeWeightedSpMM.apply(weight, x, structure)
