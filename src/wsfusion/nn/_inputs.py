@@ -1,0 +1,62 @@
+"""Resolving the graph and feature arguments the convs accept, with clear errors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from wsfusion._validation import format_shape
+from wsfusion.graphs import CrossModalGraph
+
+
+def resolve_edges(
+    layer: str, edge_index: Tensor | CrossModalGraph, edge_type: Tensor | None, num_nodes: int, device: torch.device
+) -> tuple[Tensor, Tensor | None]:
+    """``(edge_index [2, E], edge_type [E] or None)`` on ``device``, from tensors or a :class:`CrossModalGraph`.
+
+    A graph's (CPU) tensors are moved to ``device`` on every call; pass
+    ``edge_index``/``edge_type`` already on the device to avoid the copy.
+    """
+    trusted = isinstance(edge_index, CrossModalGraph)  # validated when it was built
+    if trusted:
+        graph = edge_index
+        if graph.num_nodes != num_nodes:
+            raise ValueError(f"{layer}: the graph has {graph.num_nodes} nodes but x has {num_nodes}")
+        edge_index = graph.edge_index
+        edge_type = graph.edge_type if edge_type is None else edge_type
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        got = format_shape(tuple(edge_index.shape)) if isinstance(edge_index, Tensor) else type(edge_index).__name__
+        raise ValueError(f"{layer}: edge_index must be a LongTensor of shape [2, E] or a CrossModalGraph, got {got}")
+    if edge_index.dtype != torch.long:
+        raise TypeError(f"{layer}: edge_index must have dtype torch.int64, got {edge_index.dtype}")
+    if not trusted and edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
+        raise ValueError(f"{layer}: edge_index refers to nodes outside [0, {num_nodes}) (x has {num_nodes} nodes)")
+    if edge_type is not None and (not isinstance(edge_type, Tensor) or tuple(edge_type.shape) != (edge_index.shape[1],)):
+        got = format_shape(tuple(edge_type.shape)) if isinstance(edge_type, Tensor) else type(edge_type).__name__
+        raise ValueError(f"{layer}: edge_type must have shape [E] = [{edge_index.shape[1]}], got {got}")
+    return edge_index.to(device), None if edge_type is None else edge_type.to(device)
+
+
+def check_features(layer: str, x: object, in_channels: int) -> Tensor:
+    """``x`` must be ``[N, F]`` or ``[B, N, F]`` with ``F = in_channels``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer}: x must be a tensor [N, {in_channels}] or [B, N, {in_channels}], got {type(x).__name__}")
+    if x.dim() not in (2, 3) or x.shape[-1] != in_channels:
+        raise ValueError(
+            f"{layer}: x must have shape [N, {in_channels}] or [B, N, {in_channels}], got {format_shape(tuple(x.shape))}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{layer}: x must be floating point, got dtype {x.dtype}")
+    return x
+
+
+def check_node_mask(layer: str, node_mask: Tensor | None, x: Tensor) -> Tensor | None:
+    """``node_mask`` (True = present) must be ``[N]`` or, for batched ``x``, ``[B, N]``."""
+    if node_mask is None:
+        return None
+    allowed = [tuple(x.shape[-2:-1])] + ([tuple(x.shape[:2])] if x.dim() == 3 else [])
+    if not isinstance(node_mask, Tensor) or node_mask.dtype != torch.bool or tuple(node_mask.shape) not in allowed:
+        got = (format_shape(tuple(node_mask.shape)) + f" {node_mask.dtype}") if isinstance(node_mask, Tensor) else type(node_mask).__name__
+        want = " or ".join(format_shape(s) for s in allowed)
+        raise ValueError(f"{layer}: node_mask must be a bool tensor of shape {want}, got {got}")
+    return node_mask

@@ -1,0 +1,160 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch_geometric.nn import MessagePassing
+
+from testing_helpers import assert_every_parameter_trains
+from wsfusion.graphs import ws_cross_modal_graph
+from wsfusion.nn import MaskedLinear, WSLinear
+
+
+@pytest.fixture
+def graph():
+    return ws_cross_modal_graph({"visual": 6, "text": 5, "audio": 4}, k=4, beta=0.4, seed=3)
+
+
+def test_is_a_message_passing_layer_with_one_weight_per_edge(graph):
+    layer = WSLinear(graph)
+    assert isinstance(layer, MessagePassing)
+    assert layer.weight.shape == (graph.edge_index.shape[1],)
+    assert layer.bias is None
+    assert [n for n, _ in layer.named_parameters()] == ["weight"]
+    assert repr(layer) == f"WSLinear(num_nodes=15, num_edges={graph.edge_index.shape[1]}, bias=False, fused=True)"
+
+
+def test_hand_checkable_path_graph():
+    # Ring of 5 nodes, k=2, beta=0: edges i <-> i+1. out[t] = w(t-1 -> t) x[t-1] + w(t+1 -> t) x[t+1].
+    graph = ws_cross_modal_graph({"a": 3, "b": 2}, k=2, beta=0.0)
+    layer = WSLinear(graph)
+    with torch.no_grad():
+        layer.weight.copy_(torch.arange(1.0, layer.weight.numel() + 1))
+    src, dst = graph.edge_index
+    x = torch.tensor([1.0, 10.0, 100.0, 1000.0, 10000.0])
+    expected = torch.zeros(5)
+    for e in range(src.numel()):
+        expected[dst[e]] += (e + 1) * x[src[e]]
+    torch.testing.assert_close(layer(x), expected)
+    # Node 0's neighbours on the ring are 1 and 4.
+    assert set(src[dst == 0].tolist()) == {1, 4}
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("shape", [(15,), (7, 15), (2, 3, 15)])
+def test_equals_the_masked_dense_layer(graph, fused, shape):
+    dense = MaskedLinear(graph, bias=True)
+    with torch.no_grad():
+        dense.bias.normal_()
+    sparse = WSLinear.from_dense(dense.weight.detach(), graph, bias=dense.bias.detach(), fused=fused)
+    x = torch.randn(*shape)
+    torch.testing.assert_close(sparse(x), dense(x))
+    torch.testing.assert_close(sparse(x), F.linear(x, dense.weight * dense.mask, dense.bias))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_gradients_equal_the_dense_layer(graph, fused):
+    dense = MaskedLinear(graph, bias=True).double()
+    sparse = WSLinear.from_dense(dense.weight.detach(), graph, bias=dense.bias.detach(), fused=fused)
+    x1 = torch.randn(4, 15, dtype=torch.float64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    upstream = torch.randn(4, 15, dtype=torch.float64)
+    (dense(x1) * upstream).sum().backward()
+    (sparse(x2) * upstream).sum().backward()
+    torch.testing.assert_close(x2.grad, x1.grad)
+    src, dst = graph.edge_index
+    torch.testing.assert_close(sparse.weight.grad, dense.weight.grad[dst, src])
+    torch.testing.assert_close(sparse.bias.grad, dense.bias.grad)
+    # The dense gradient off the graph is exactly zero: nothing is lost by storing edges only.
+    off = dense.weight.grad.clone()
+    off[dst, src] = 0
+    assert torch.count_nonzero(off) == 0
+
+
+def test_fused_and_message_passing_paths_agree(graph):
+    fused = WSLinear(graph, bias=True)
+    with torch.no_grad():
+        fused.bias.normal_()
+    reference = WSLinear(graph, bias=True, fused=False)
+    reference.load_state_dict(fused.state_dict())
+    x = torch.randn(6, 15, requires_grad=True)
+    xr = x.detach().clone().requires_grad_()
+    torch.testing.assert_close(fused(x), reference(xr))
+    fused(x).square().sum().backward()
+    reference(xr).square().sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad)
+    torch.testing.assert_close(fused.weight.grad, reference.weight.grad)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_gradcheck_float64(graph, fused):
+    layer = WSLinear(graph, bias=True, fused=fused).double()
+    weight = layer.weight.detach().clone().requires_grad_()
+    bias = torch.randn(15, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, 15, dtype=torch.float64, requires_grad=True)
+
+    def fn(weight, bias, x):
+        return torch.func.functional_call(layer, {"weight": weight, "bias": bias}, (x,))
+
+    assert torch.autograd.gradcheck(fn, (weight, bias, x))
+
+
+def test_self_loops_graph(graph):
+    looped = ws_cross_modal_graph({"visual": 6, "text": 5, "audio": 4}, k=4, beta=0.4, seed=3, self_loops=True)
+    dense = MaskedLinear(looped)
+    sparse = WSLinear.from_dense(dense.weight.detach(), looped, bias=dense.bias.detach())
+    x = torch.randn(3, 15)
+    torch.testing.assert_close(sparse(x), dense(x))
+
+
+def test_dense_round_trip(graph):
+    layer = WSLinear(graph)
+    again = WSLinear.from_dense(layer.to_dense(), graph)
+    assert torch.equal(again.weight, layer.weight)
+    mask = graph.to_dense_mask()
+    assert torch.equal(layer.to_dense() != 0, mask != 0)
+
+
+def test_from_dense_drops_entries_off_the_graph(graph):
+    weight = torch.randn(15, 15)
+    layer = WSLinear.from_dense(weight, graph)
+    torch.testing.assert_close(layer.to_dense(), weight * graph.to_dense_mask())
+
+
+def test_init_keeps_unit_scale_for_the_in_degree():
+    graph = ws_cross_modal_graph({"a": 2048, "b": 2048}, k=8, beta=0.3)
+    x = torch.randn(64, 4096)
+    out = WSLinear(graph)(x)
+    assert 0.9 < out.var().item() < 1.1
+    assert out.abs().mean() > 0.5  # not the sqrt(N / k) shrinkage of nn.Linear's fan-in rule
+
+
+def test_every_parameter_trains_and_is_deterministic(graph):
+    torch.manual_seed(5)
+    a = WSLinear(graph, bias=True)
+    torch.manual_seed(5)
+    b = WSLinear(graph, bias=True)
+    assert torch.equal(a.weight, b.weight)
+    a(torch.randn(3, 15)).square().sum().backward()
+    assert_every_parameter_trains(a)
+
+
+def test_input_errors(graph):
+    layer = WSLinear(graph)
+    with pytest.raises(ValueError, match=r"WSLinear input must have shape \[\.\.\., 15\] \(one entry per graph node\), got \[4, 14\]"):
+        layer(torch.randn(4, 14))
+    with pytest.raises(TypeError, match=r"WSLinear input must be floating point, got dtype torch.int64"):
+        layer(torch.ones(4, 15, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"from_dense needs a weight of shape \[15, 15\] \(target, source\), got \[15, 14\]"):
+        WSLinear.from_dense(torch.randn(15, 14), graph)
+    with pytest.raises(ValueError, match=r"from_dense needs a bias of shape \[15\], got \[14\]"):
+        WSLinear.from_dense(torch.randn(15, 15), graph, bias=torch.randn(14))
+    with pytest.raises(TypeError, match=r"WSLinear needs a CrossModalGraph, got Tensor"):
+        WSLinear(graph.edge_index)
+
+
+def test_state_dict_round_trip_holds_only_parameters(graph):
+    layer = WSLinear(graph, bias=True)
+    assert set(layer.state_dict()) == {"weight", "bias"}
+    other = WSLinear(graph, bias=True)
+    other.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 15)
+    assert torch.equal(other(x), layer(x))
