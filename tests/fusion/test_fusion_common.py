@@ -20,6 +20,8 @@ SMALL = {
     "tensor": dict(proj_dim=3, hidden_dim=16),
     "low-rank": dict(rank=3),
     "ws-dense": dict(nodes_per_modality=8, k=4),
+    "ws-sparse": dict(nodes_per_modality=8, k=4, num_layers=2),
+    "ws-gnn": dict(segments=3, node_dim=8, k=4),
 }
 NAMES = fusion.available()
 

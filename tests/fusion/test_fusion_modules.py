@@ -150,16 +150,16 @@ def test_transformer_missing_tokens_are_removed_not_zero_filled():
 
 def test_masked_ws_fusion_uses_the_notebook_mask():
     module = MaskedWSFusion({"visual": 256, "text": 256, "audio": 256}, 10)
-    assert module.ws.weight.shape == (192, 192)
+    assert module.layers[0].weight.shape == (192, 192)
     expected = torch.zeros(192, 192)
     for u, v in nx.watts_strogatz_graph(192, 6, 0.3, seed=42).edges():
         expected[u, v] = expected[v, u] = 1
-    assert torch.equal(module.ws.mask, expected)
+    assert torch.equal(module.layers[0].mask, expected)
 
 
 def test_masked_linear_is_f_linear_with_the_masked_weight():
     module = MaskedWSFusion(DIMS, 2, nodes_per_modality=6, k=4, beta=0.5, seed=1)
-    layer = module.ws
+    layer = module.layers[0]
     x = torch.randn(3, 18)
     torch.testing.assert_close(layer(x), F.linear(x, layer.weight * layer.mask, layer.bias))
     layer(x).sum().backward()
@@ -168,7 +168,7 @@ def test_masked_linear_is_f_linear_with_the_masked_weight():
 
 
 def test_masked_linear_init_keeps_unit_scale():
-    layer = MaskedWSFusion({"a": 4, "b": 4}, 2, nodes_per_modality=512, k=8).ws
+    layer = MaskedWSFusion({"a": 4, "b": 4}, 2, nodes_per_modality=512, k=8).layers[0]
     x = torch.randn(256, 1024)
     out = F.linear(x, layer.weight * layer.mask)
     # U(-sqrt(3/d), sqrt(3/d)) over d unit-variance inputs gives unit variance whatever N is.
@@ -176,7 +176,7 @@ def test_masked_linear_init_keeps_unit_scale():
 
 
 def test_masked_linear_input_error():
-    layer = MaskedWSFusion(DIMS, 2, nodes_per_modality=6, k=4).ws
+    layer = MaskedWSFusion(DIMS, 2, nodes_per_modality=6, k=4).layers[0]
     with pytest.raises(ValueError, match=r"MaskedLinear input must have shape \[\.\.\., 18\] \(one entry per graph node\), got \[3, 17\]"):
         layer(torch.randn(3, 17))
 
@@ -192,5 +192,5 @@ def test_masked_ws_fusion_graph_must_match_modalities():
 def test_masked_ws_fusion_with_a_given_graph_uses_its_node_counts():
     graph = MaskedWSFusion({"a": 1, "b": 1}, 2, nodes_per_modality=5, k=4).graph
     module = MaskedWSFusion({"a": 3, "b": 7}, 2, graph=graph)
-    assert module.proj["a"].out_features == 5 and module.ws.weight.shape == (10, 10)
-    assert isinstance(module.ws, MaskedLinear)
+    assert module.proj["a"].out_features == 5 and module.layers[0].weight.shape == (10, 10)
+    assert isinstance(module.layers[0], MaskedLinear)

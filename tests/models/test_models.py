@@ -8,6 +8,9 @@ from wsfusion.encoders import AudioEncoder, TextEncoder, VisualEncoder, default_
 from wsfusion.models import MultiModalNetwork
 
 
+SMALL_GRAPH = {"ws-dense": dict(nodes_per_modality=8, k=4), "ws-sparse": dict(nodes_per_modality=8, k=4)}
+
+
 def notebook_inputs(batch=2):
     return {
         "visual": torch.randn(batch, 3, 32, 32),
@@ -39,7 +42,7 @@ def test_notebook_shapes_end_to_end(name):
 @pytest.mark.parametrize("name", fusion.available())
 def test_gradients_reach_encoders_fusion_and_head(name):
     encoders = small_encoders()
-    fused = fusion.build(name, {m: 16 for m in encoders}, out_dim=8, **({"nodes_per_modality": 8, "k": 4} if name == "ws-dense" else {}))
+    fused = fusion.build(name, {m: 16 for m in encoders}, out_dim=8, **SMALL_GRAPH.get(name, {}))
     model = MultiModalNetwork(encoders, fused, head=nn.Linear(8, 3))
     torch.nn.functional.cross_entropy(model(small_inputs()), torch.tensor([0, 1, 2])).backward()
     assert_every_parameter_trains(model)

@@ -8,10 +8,11 @@ from wsfusion.fusion.base import FusionModule
 from wsfusion.fusion.early import EarlyFusion
 from wsfusion.fusion.hybrid import HybridFusion
 from wsfusion.fusion.late import LateFusion
-from wsfusion.fusion.masked_ws import MaskedWSFusion
+from wsfusion.fusion.masked_ws import MaskedWSFusion, SparseWSFusion
 from wsfusion.fusion.registry import available, build, describe, options, register
 from wsfusion.fusion.tensor import LowRankTensorFusion, TensorFusion
 from wsfusion.fusion.transformer import MultiModalTransformer
+from wsfusion.fusion.ws_graph import WSGraphFusion
 
 register("early")(EarlyFusion)
 register("late")(LateFusion)
@@ -21,6 +22,8 @@ register("transformer")(MultiModalTransformer)
 register("tensor")(TensorFusion)
 register("low-rank")(LowRankTensorFusion)
 register("ws-dense")(MaskedWSFusion)
+register("ws-sparse")(SparseWSFusion)
+register("ws-gnn")(WSGraphFusion)
 
 __all__ = [
     "FusionModule",
@@ -30,6 +33,8 @@ __all__ = [
     "CrossModalAttention",
     "MultiModalTransformer",
     "MaskedWSFusion",
+    "SparseWSFusion",
+    "WSGraphFusion",
     "TensorFusion",
     "LowRankTensorFusion",
     "build",
