@@ -37,6 +37,12 @@ class WSLinear(MessagePassing):
     * ``fused=False``: PyG's generic :meth:`message` / ``aggregate`` (gather
       ``x[src]`` to ``[E, B]``, scale, scatter-add), the reference path.
 
+    The output has the shape of the input but is a transposed view of
+    node-major memory (not contiguous), so that stacked ``WSLinear`` layers
+    and element-wise ops between them never copy to change layout; call
+    ``.contiguous()`` (or use ``reshape`` rather than ``view``) if you need
+    contiguous memory.
+
     Initialisation (:meth:`reset_parameters`):
     :math:`w_{s \to t} \sim \mathcal{U}(-\sqrt{3/d_t}, \sqrt{3/d_t})` with
     :math:`d_t` the actual in-degree of :math:`t`, so a unit-variance input
@@ -98,15 +104,19 @@ class WSLinear(MessagePassing):
         if not x.is_floating_point():
             raise TypeError(f"WSLinear input must be floating point, got dtype {x.dtype}")
         lead = x.shape[:-1]
-        x_nodes = x.reshape(-1, n).t().contiguous()  # node-major [N, B]: the fast layout for SpMM and SDDMM
+        # Node-major [N, B] is the fast layout for SpMM and SDDMM. If x is already a
+        # transposed view of node-major memory (the output of another WSLinear, possibly
+        # through element-wise ops), .contiguous() is free.
+        x_nodes = x.reshape(-1, n).t().contiguous()
         if self.fused:
             adj_t = _csr(self._crow, self._col, self.weight.detach(), (n, n))
             out = self.propagate(adj_t, x=x_nodes, edge_weight=self.weight)
         else:
             out = self.propagate(self.edge_index, x=x_nodes, edge_weight=self.weight, size=(n, n))
+        # A transposed view, not a copy: stacked layers never pay for a layout change.
         out = out.t()
         if self.bias is not None:
-            out = out + self.bias
+            out = out + self.bias  # element-wise ops keep the node-major memory layout
         return out.reshape(*lead, n)
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:

@@ -1,0 +1,84 @@
+"""Benchmarks behind ``wsfusion bench`` and ``benchmarks/``: JSON plus a table.
+
+Speed and memory are measured side by side in one process (interleaved
+repetitions, medians), never asserted in unit tests: compare numbers only
+within one run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from wsfusion.bench import attention, params, ws_linear
+from wsfusion.bench._measure import format_table
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def ws_linear_table(rows: list[dict[str, Any]]) -> str:
+    cases = ["WSLinear", "dense masked", "PyG MessagePassing", "PyG EdgeIndex.matmul", "raw kernels"]
+    body = []
+    for r in rows:
+        s = r["speedup"]
+        body.append(
+            [f"{r['N']:,}", r["B"], *(_ms(r["ms"][c]) for c in cases),
+             "-" if s["WSLinear vs dense"] is None else f"{s['WSLinear vs dense']:.1f}x",
+             f"{s['WSLinear vs PyG MessagePassing']:.1f}x", f"{s['WSLinear vs EdgeIndex.matmul']:.1f}x",
+             f"{s['WSLinear / raw kernels']:.2f}x",
+             *(_mb(r.get("peak_mb", {}).get(c)) for c in ("WSLinear", "dense masked", "PyG MessagePassing"))]
+        )
+    headers = ["N", "B", *(f"{c} ms" for c in cases), "vs dense", "vs PyG MP", "vs EdgeIndex", "/ raw",
+               "WSLinear MB", "dense MB", "PyG MP MB"]
+    return format_table(headers, body)
+
+
+def attention_table(rows: list[dict[str, Any]]) -> str:
+    body = [
+        [f"{r['N']:,}", r["E"], _ms(r["ms"]["CrossModalAttentionConv"]), _ms(r["ms"]["dense MultiheadAttention"]),
+         f"{r['speedup']:.1f}x", _mb(r.get("peak_mb", {}).get("CrossModalAttentionConv")),
+         _mb(r.get("peak_mb", {}).get("dense MultiheadAttention"))]
+        for r in rows
+    ]
+    return format_table(["tokens", "E", "sparse ms", "dense ms", "speedup", "sparse MB", "dense MB"], body)
+
+
+def params_table(rows: list[dict[str, Any]]) -> str:
+    return format_table(["fusion", "class", "parameters", "used"],
+                        [[r["fusion"], r["class"], f"{r['parameters']:,}", f"{r['used']:,}"] for r in rows])
+
+
+SUITES = {"ws-linear": (ws_linear.run, ws_linear_table), "attention": (attention.run, attention_table),
+          "params": (params.run, params_table)}
+
+
+def run(suites: list[str] | None = None, threads: int | None = 2, quick: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """Run the named suites (all by default); ``quick`` uses the smallest sizes only."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    results: dict[str, Any] = {"threads": torch.get_num_threads(), "device": device, "torch": torch.__version__}
+    for name in suites or list(SUITES):
+        fn, _ = SUITES[name]
+        if name == "params":
+            results[name] = fn()
+        elif quick:
+            sizes = {"ws-linear": dict(sizes=((192, 256), (3072, 256)), reps=5), "attention": dict(tokens=(256,), reps=3)}
+            results[name] = fn(device=device, **sizes[name])
+        else:
+            results[name] = fn(device=device)
+    return results
+
+
+def tables(results: dict[str, Any]) -> str:
+    parts = []
+    for name, (_, table) in SUITES.items():
+        if name in results:
+            parts.append(f"## {name}\n\n{table(results[name])}")
+    return "\n\n".join(parts)
