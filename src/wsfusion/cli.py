@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wsfusion {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_fusions,):
+    for add in (_add_fusions, _add_graph):
         add(subparsers)
     return parser
 
@@ -38,6 +38,102 @@ def _run_fusions(args: argparse.Namespace) -> int:
 
     for name in fusion.available():
         print(f"{name:12s} {fusion.describe(name)}")
+    return 0
+
+
+def _parse_nodes(text: str) -> dict[str, int]:
+    """``visual=64,text=64,audio=64`` -> ``{"visual": 64, ...}`` (argparse ``type``)."""
+    nodes: dict[str, int] = {}
+    for item in text.split(","):
+        name, sep, count = item.strip().partition("=")
+        name, count = name.strip(), count.strip()
+        if not sep or not name or not count:
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=COUNT[,NAME=COUNT...] such as visual=64,text=64,audio=64; got {item.strip()!r}"
+            )
+        if name in nodes:
+            raise argparse.ArgumentTypeError(f"modality {name!r} is given twice")
+        try:
+            nodes[name] = int(count)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"node count of {name!r} must be an integer, got {count!r}") from None
+    return nodes
+
+
+def _parse_seed(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer or 'none', got {text!r}") from None
+
+
+def _add_graph(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "graph",
+        help="build a Watts-Strogatz cross-modal graph and print its statistics",
+        description=(
+            "Build a Watts-Strogatz cross-modal graph (wsfusion.graphs.ws_cross_modal_graph), "
+            "print its statistics as a table (or JSON) and optionally plot it as PNG."
+        ),
+    )
+    p.add_argument(
+        "--nodes", type=_parse_nodes, required=True, metavar="NAME=COUNT,...",
+        help="modalities and their node counts, in node-id order, e.g. visual=64,text=64,audio=64",
+    )
+    p.add_argument("--k", type=int, default=4, help="even ring degree, 2 <= k < N (default: 4)")
+    p.add_argument("--beta", type=float, default=0.3, help="rewiring probability in [0, 1] (default: 0.3)")
+    p.add_argument("--seed", type=_parse_seed, default=0, help="random seed, or 'none' for a fresh graph (default: 0)")
+    p.add_argument("--order", choices=("blocked", "interleaved"), default="blocked", help="ring layout (default: blocked)")
+    p.add_argument("--self-loops", action="store_true", help="add a self loop on every node")
+    p.add_argument("--small-world", action="store_true", help="also compute networkx sigma/omega (slow)")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="write a figure of the graph as PNG")
+    p.add_argument(
+        "--plot-kind", choices=("mask", "ring"), default="mask",
+        help="mask: the adjacency mask with modality blocks; ring: ring drawing (default: mask)",
+    )
+    p.set_defaults(handler=_run_graph, _graph_parser=p)
+
+
+def _run_graph(args: argparse.Namespace) -> int:
+    import json
+
+    from wsfusion.graphs import plot_graph, plot_mask, ws_cross_modal_graph
+
+    try:
+        graph = ws_cross_modal_graph(
+            args.nodes, args.k, args.beta, seed=args.seed, order=args.order, self_loops=args.self_loops
+        )
+    except ValueError as exc:
+        args._graph_parser.error(str(exc))  # exits with status 2 and the usage line
+    stats = graph.stats(small_world=args.small_world)
+    config = {
+        "nodes": dict(graph.node_counts), "k": graph.k, "beta": graph.beta,
+        "seed": graph.seed, "order": graph.order, "self_loops": graph.self_loops,
+    }
+    if args.json:
+        print(json.dumps({"graph": config, "stats": stats}, indent=2))
+    else:
+        rows = [(key, value) for key, value in config.items() if key != "nodes"]
+        rows += [(f"nodes[{m}]", n) for m, n in graph.node_counts.items()]
+        for key, value in stats.items():
+            if key == "pair_edges":
+                rows += [(f"edges[{pair}]", n) for pair, n in value.items()]
+            elif value is None and key == "path_length":
+                rows.append((key, "n/a (graph is disconnected)"))
+            else:
+                rows.append((key, f"{value:.4f}" if isinstance(value, float) else value))
+        width = max(len(key) for key, _ in rows)
+        print(repr(graph))
+        for key, value in rows:
+            print(f"  {key:<{width}}  {value}")
+    if args.plot:
+        plot = plot_mask if args.plot_kind == "mask" else plot_graph
+        plot(graph, args.plot)
+        if not args.json:
+            print(f"wrote {args.plot_kind} plot to {args.plot}")
     return 0
 
 
