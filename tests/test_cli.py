@@ -41,3 +41,31 @@ def test_quickstart_example_runs():
     )
     rows = result.stdout.strip().splitlines()[-3:]
     assert [r.split()[0] for r in rows] == ["early", "attention", "ws-dense"]
+
+
+def test_bench_params_suite_prints_json(capsys):
+    import json
+
+    assert main(["bench", "--suite", "params", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [row["fusion"] for row in results["params"]] == list(fusion.available())
+    dense = next(r for r in results["params"] if r["fusion"] == "ws-dense")
+    sparse = next(r for r in results["params"] if r["fusion"] == "ws-sparse")
+    assert dense["used"] == sparse["parameters"] < dense["parameters"]
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_every_suite(tmp_path):
+    import torch
+
+    from wsfusion import bench
+
+    threads = torch.get_num_threads()
+    try:
+        results = bench.run(["ws-linear", "attention"], threads=1, quick=True)
+    finally:
+        torch.set_num_threads(threads)
+    row = results["ws-linear"][0]
+    assert row["N"] == 192 and set(row["ms"]) >= {"WSLinear", "dense masked", "raw kernels"}
+    assert results["attention"][0]["N"] == 256
+    assert "| " in bench.tables(results)

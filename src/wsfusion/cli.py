@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wsfusion {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_fusions, _add_graph):
+    for add in (_add_fusions, _add_graph, _add_bench):
         add(subparsers)
     return parser
 
@@ -134,6 +134,40 @@ def _run_graph(args: argparse.Namespace) -> int:
         plot(graph, args.plot)
         if not args.json:
             print(f"wrote {args.plot_kind} plot to {args.plot}")
+    return 0
+
+
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="speed/memory benchmarks: WSLinear vs dense/PyG, sparse vs dense attention, parameter counts",
+        description=(
+            "Run the benchmarks (the same code as benchmarks/*.py): forward+backward medians of "
+            "interleaved repetitions in one process, peak memory, parameter counts. Prints a table, "
+            "or JSON with --json. Compare numbers only within one run."
+        ),
+    )
+    p.add_argument("--suite", action="append", choices=("ws-linear", "attention", "params"),
+                   help="run only this suite (repeatable; default: all)")
+    p.add_argument("--quick", action="store_true", help="smallest sizes only (seconds instead of minutes)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--out", metavar="FILE.json", help="also write the JSON results to this file")
+    p.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from wsfusion import bench
+
+    results = bench.run(args.suite, threads=args.threads, quick=args.quick, device=args.device)
+    text = json.dumps(results, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    print(text if args.json else bench.tables(results))
     return 0
 
 
