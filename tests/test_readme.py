@@ -26,3 +26,12 @@ def test_usage_example_runs_and_prints_what_it_claims():
 def test_readme_starts_with_the_two_commands():
     head = README.read_text().split("```bash\n", 1)[1].split("```", 1)[0]
     assert [line.split()[:2] for line in head.strip().splitlines()] == [["make", "demo"], ["make", "test"]]
+
+
+def test_layers_example_runs():
+    (code,) = python_blocks("Layers")
+    namespace: dict = {}
+    exec(compile(code, str(README), "exec"), namespace)
+    assert namespace["y"].shape == (32, 192)
+    assert namespace["h"].shape == (32, 192, 16)
+    assert namespace["alpha"].shape == (32, namespace["edge_index"].shape[1], 4)
