@@ -24,7 +24,7 @@ def _mb(value: float | None) -> str:
 
 
 def ws_linear_table(rows: list[dict[str, Any]]) -> str:
-    cases = ["WSLinear", "dense masked", "PyG MessagePassing", "PyG EdgeIndex.matmul", "raw kernels"]
+    cases = ["WSLinear", "WSLinear node-major", "dense masked", "PyG MessagePassing", "PyG EdgeIndex.matmul", "raw kernels"]
     body = []
     for r in rows:
         s = r["speedup"]
@@ -32,10 +32,10 @@ def ws_linear_table(rows: list[dict[str, Any]]) -> str:
             [f"{r['N']:,}", r["B"], *(_ms(r["ms"][c]) for c in cases),
              "-" if s["WSLinear vs dense"] is None else f"{s['WSLinear vs dense']:.1f}x",
              f"{s['WSLinear vs PyG MessagePassing']:.1f}x", f"{s['WSLinear vs EdgeIndex.matmul']:.1f}x",
-             f"{s['WSLinear / raw kernels']:.2f}x",
+             f"{s['WSLinear / raw kernels']:.2f}x", f"{s['WSLinear node-major / raw kernels']:.2f}x",
              *(_mb(r.get("peak_mb", {}).get(c)) for c in ("WSLinear", "dense masked", "PyG MessagePassing"))]
         )
-    headers = ["N", "B", *(f"{c} ms" for c in cases), "vs dense", "vs PyG MP", "vs EdgeIndex", "/ raw",
+    headers = ["N", "B", *(f"{c} ms" for c in cases), "vs dense", "vs PyG MP", "vs EdgeIndex", "/ raw", "node-major / raw",
                "WSLinear MB", "dense MB", "PyG MP MB"]
     return format_table(headers, body)
 

@@ -53,41 +53,70 @@ def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Te
     return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
 
 
+def transposed_copy(m: Tensor) -> Tensor:
+    """``m.t()`` as contiguous memory.
+
+    A 3-D permute copy parallelises over torch's threads where the 2-D
+    transpose copy does not (about 2x faster with 2 threads at 64 x 12,288).
+    """
+    rows, cols = m.shape
+    if m.is_contiguous() and cols % 8 == 0 and m.device.type == "cpu":
+        return m.view(rows, cols // 8, 8).permute(1, 2, 0).reshape(cols, rows)
+    return m.t().contiguous()
+
+
+def node_major(x: Tensor) -> Tensor:
+    """``[B, N] -> [N, B]`` contiguous; free when ``x`` is a transposed view of node-major memory."""
+    x_t = x.t()
+    return x_t if x_t.is_contiguous() else transposed_copy(x)
+
+
 class _EdgeWeightedSpMM(torch.autograd.Function):
-    """``out = A(w) @ x`` for node-major ``x [N_src, B]``; gradients by SpMM and SDDMM."""
+    """``out = (A(w) @ x.T).T`` for ``x [B, N_src]``; kernels run node-major, gradients by SpMM and SDDMM.
+
+    Layout changes happen inside so that each costs at most one copy:
+    ``x`` and the output gradient are made node-major (free when they already
+    are), the output is returned as a transposed view, and the input gradient
+    is returned in ``x``'s own layout.
+    """
 
     @staticmethod
     def forward(ctx, weight: Tensor, x: Tensor, s: CSRStructure) -> Tensor:  # type: ignore[override]
+        x_nodes = node_major(x)
         ctx.structure = s
-        ctx.save_for_backward(weight, x)
-        return _csr(s.crow, s.col, weight, (s.num_dst, s.num_src)) @ x
+        ctx.x_node_major = x.t().is_contiguous()
+        ctx.save_for_backward(weight, x_nodes)
+        return (_csr(s.crow, s.col, weight, (s.num_dst, s.num_src)) @ x_nodes).t()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        weight, x = ctx.saved_tensors
+        weight, x_nodes = ctx.saved_tensors
         s: CSRStructure = ctx.structure
-        grad_out = grad_out.contiguous()
+        grad_nodes = node_major(grad_out)
         grad_weight = grad_x = None
         if ctx.needs_input_grad[1]:
-            grad_x = _csr(s.t_crow, s.t_col, weight[s.t_perm], (s.num_src, s.num_dst)) @ grad_out
+            grad_x_nodes = _csr(s.t_crow, s.t_col, weight[s.t_perm], (s.num_src, s.num_dst)) @ grad_nodes
+            grad_x = grad_x_nodes.t() if ctx.x_node_major else transposed_copy(grad_x_nodes)
         if ctx.needs_input_grad[0]:
-            # SDDMM: grad_w[e] = <grad_out[dst_e], x[src_e]>, only at the edges (never N x N).
+            # SDDMM: grad_w[e] = <grad_out[:, dst_e], x[:, src_e]>, only at the edges (never N x N).
             pattern = _csr(s.crow, s.col, weight.detach(), (s.num_dst, s.num_src))
-            grad_weight = torch.sparse.sampled_addmm(pattern, grad_out, x.t(), beta=0.0).values()
+            grad_weight = torch.sparse.sampled_addmm(pattern, grad_nodes, x_nodes.t(), beta=0.0).values()
         return grad_weight, grad_x, None
 
 
 def edge_weighted_spmm(weight: Tensor, x: Tensor, structure: CSRStructure) -> Tensor:
-    r"""``out[t] = sum over edges s -> t of weight[e] * x[s]`` for node-major ``x``.
+    r"""``out[:, t] = sum over edges s -> t of weight[e] * x[:, s]``, features last.
 
     Args:
         weight (torch.Tensor): One value per edge ``[E]``, in the structure's
             (target, source) order.
-        x (torch.Tensor): Node-major features ``[N_src, B]``.
+        x (torch.Tensor): ``[B, N_src]``; fastest when it is a transposed view
+            of node-major ``[N_src, B]`` memory (as this function returns).
         structure (CSRStructure): From :func:`csr_structure`.
 
     Returns:
-        ``[N_dst, B]``. Differentiable in ``weight`` and ``x``.
+        ``[B, N_dst]``, a transposed view of node-major memory.
+        Differentiable in ``weight`` and ``x``.
     """
     return _EdgeWeightedSpMM.apply(weight, x, structure)

@@ -6,7 +6,7 @@ from torch_geometric.nn import MessagePassing
 
 from wsfusion._validation import format_shape
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.nn._sparse import CSRStructure, _csr, csr_structure, edge_weighted_spmm
+from wsfusion.nn._sparse import CSRStructure, _csr, csr_structure, edge_weighted_spmm, node_major
 from wsfusion.nn.init import in_degree_uniform_
 
 
@@ -104,17 +104,15 @@ class WSLinear(MessagePassing):
         if not x.is_floating_point():
             raise TypeError(f"WSLinear input must be floating point, got dtype {x.dtype}")
         lead = x.shape[:-1]
-        # Node-major [N, B] is the fast layout for SpMM and SDDMM. If x is already a
-        # transposed view of node-major memory (the output of another WSLinear, possibly
-        # through element-wise ops), .contiguous() is free.
-        x_nodes = x.reshape(-1, n).t().contiguous()
+        flat = x.reshape(-1, n)
         if self.fused:
+            # The kernels want node-major [N, B] memory; the autograd function changes
+            # layout at most once each way and returns a transposed view of node-major
+            # memory, so stacked layers (and element-wise ops between them) never copy.
             adj_t = _csr(self._crow, self._col, self.weight.detach(), (n, n))
-            out = self.propagate(adj_t, x=x_nodes, edge_weight=self.weight)
+            out = self.propagate(adj_t, x=flat, edge_weight=self.weight)
         else:
-            out = self.propagate(self.edge_index, x=x_nodes, edge_weight=self.weight, size=(n, n))
-        # A transposed view, not a copy: stacked layers never pay for a layout change.
-        out = out.t()
+            out = self.propagate(self.edge_index, x=node_major(flat), edge_weight=self.weight, size=(n, n)).t()
         if self.bias is not None:
             out = out + self.bias  # element-wise ops keep the node-major memory layout
         return out.reshape(*lead, n)
@@ -123,6 +121,7 @@ class WSLinear(MessagePassing):
         return edge_weight.unsqueeze(-1) * x_j
 
     def message_and_aggregate(self, adj_t: Tensor, x: Tensor, edge_weight: Tensor) -> Tensor:
+        # x is [B, N] here (features last), see forward.
         return edge_weighted_spmm(edge_weight, x, self.structure)
 
     @classmethod
