@@ -106,3 +106,15 @@ def test_non_finite_input_is_reported(value, count):
 def test_bad_options(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_encoder_for_picks_by_shape_and_name():
+    from wsfusion.encoders import encoder_for
+
+    assert isinstance(encoder_for("text", (20, 128)), TextEncoder)
+    audio = encoder_for("audio", (1, 13, 48), out_dim=64, channels=(8, 8, 8))
+    assert isinstance(audio, AudioEncoder) and audio.num_tokens == 12 and audio.out_dim == 64
+    visual = encoder_for("visual", (1, 28, 28))
+    assert isinstance(visual, VisualEncoder) and visual.input_shape == (1, 28, 28)
+    with pytest.raises(ValueError, match=r"no encoder for modality 'x' with per-sample shape \[5\]"):
+        encoder_for("x", (5,))

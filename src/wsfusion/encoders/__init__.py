@@ -9,7 +9,7 @@ from wsfusion.encoders.base import ModalityEncoder
 from wsfusion.encoders.text import TextEncoder
 from wsfusion.encoders.visual import VisualEncoder
 
-__all__ = ["ModalityEncoder", "VisualEncoder", "TextEncoder", "AudioEncoder", "default_encoders"]
+__all__ = ["ModalityEncoder", "VisualEncoder", "TextEncoder", "AudioEncoder", "default_encoders", "encoder_for"]
 
 
 def default_encoders(out_dim: int = 256) -> dict[str, ModalityEncoder]:
@@ -19,3 +19,30 @@ def default_encoders(out_dim: int = 256) -> dict[str, ModalityEncoder]:
         "text": TextEncoder(out_dim=out_dim),
         "audio": AudioEncoder(out_dim=out_dim),
     }
+
+
+def encoder_for(
+    modality: str, shape: tuple[int, ...], out_dim: int = 256, channels: tuple[int, int, int] = (32, 64, 128)
+) -> ModalityEncoder:
+    """An encoder for one modality's per-sample input ``shape``.
+
+    ``[T, F]`` token embeddings get a :class:`TextEncoder`; ``[C, F, T]``
+    for a modality named ``"audio"`` (or starting with it) an
+    :class:`AudioEncoder`; any other ``[C, H, W]`` a :class:`VisualEncoder`.
+    ``channels`` sets the CNN widths.
+
+    Example:
+        >>> encoder_for("audio", (1, 13, 48), out_dim=64).num_tokens
+        12
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 2:
+        return TextEncoder(in_dim=shape[1], seq_len=shape[0], out_dim=out_dim, modality=modality)
+    if len(shape) == 3 and modality.startswith("audio"):
+        return AudioEncoder(shape[0], shape[1], shape[2], out_dim=out_dim, channels=channels, modality=modality)
+    if len(shape) == 3:
+        return VisualEncoder(shape[0], (shape[1], shape[2]), out_dim=out_dim, channels=channels, modality=modality)
+    raise ValueError(
+        f"no encoder for modality {modality!r} with per-sample shape {list(shape)}: "
+        "expected [T, F] tokens or a [C, H, W] image / [C, F, T] spectrogram"
+    )

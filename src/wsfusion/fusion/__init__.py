@@ -9,7 +9,7 @@ from wsfusion.fusion.early import EarlyFusion
 from wsfusion.fusion.hybrid import HybridFusion
 from wsfusion.fusion.late import LateFusion
 from wsfusion.fusion.masked_ws import MaskedWSFusion, SparseWSFusion
-from wsfusion.fusion.registry import available, build, describe, options, register
+from wsfusion.fusion.registry import available, build, describe, fusion_class, options, register
 from wsfusion.fusion.tensor import LowRankTensorFusion, TensorFusion
 from wsfusion.fusion.transformer import MultiModalTransformer
 from wsfusion.fusion.ws_graph import WSGraphFusion
@@ -40,6 +40,7 @@ __all__ = [
     "build",
     "available",
     "describe",
+    "fusion_class",
     "options",
     "register",
 ]

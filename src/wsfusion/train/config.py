@@ -1,0 +1,86 @@
+"""``TrainConfig``: everything that defines a run, JSON-serialisable and stored in its checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+DATASETS = ("av-digits", "synthetic")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Args:
+        data: ``"av-digits"`` (real image + audio pairs) or ``"synthetic"``.
+        hard: The noisy AV-digits variant where neither modality alone suffices.
+        synthetic_kind: Label structure of the synthetic data
+            (``"redundancy"``, ``"uniqueness"``, ``"synergy"``).
+        synthetic_samples: Synthetic training-set size (val and test get a quarter each).
+        fusion: A name from :func:`wsfusion.fusion.available`.
+        fusion_options: Keyword options of that fusion.
+        feature_dim: Size of every encoder's output (the fusion's inputs).
+        fused_dim: Fusion output size, read by a linear classification head.
+        encoder_channels: CNN widths of the visual/audio encoders.
+        epochs: Epoch budget (early stopping may end sooner).
+        batch_size: Per-process batch size.
+        lr: Peak AdamW learning rate; weight_decay: AdamW weight decay.
+        warmup_epochs: Linear warm-up (in epochs, may be fractional), then cosine decay to 0.
+        patience: Stop after this many epochs without a better validation accuracy
+            (``None``: never stop early).
+        modality_dropout: Train-time probability of dropping each modality of a sample.
+        seed: Seeds data splits, initialisation, shuffling and dropout.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"``.
+    """
+
+    data: str = "synthetic"
+    hard: bool = False
+    synthetic_kind: str = "synergy"
+    synthetic_samples: int = 2000
+    fusion: str = "late"
+    fusion_options: dict[str, Any] = field(default_factory=dict)
+    feature_dim: int = 64
+    fused_dim: int = 64
+    encoder_channels: tuple[int, int, int] = (16, 32, 64)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    patience: int | None = 5
+    modality_dropout: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.data not in DATASETS:
+            raise ValueError(f"data must be one of {DATASETS}, got {self.data!r}")
+        for name in ("epochs", "batch_size", "feature_dim", "fused_dim", "synthetic_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout!r}")
+        object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["encoder_channels"] = list(self.encoder_channels)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,71 @@
+"""Multi-process training under ``torchrun``: DistributedDataParallel, gloo on CPU, nccl on GPU."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+#: Collectives that wait longer than this raise instead of hanging (a rank died or stalled).
+DEFAULT_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def from_environment() -> DistEnv:
+    """Read ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by ``torchrun``); a single process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistEnv()
+    return DistEnv(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def setup(env: DistEnv, device: torch.device, timeout_s: float | None = None) -> None:
+    """Join the process group (gloo for CPU, nccl for CUDA) with a collective timeout."""
+    if not env.enabled or dist.is_initialized():
+        return
+    timeout = datetime.timedelta(seconds=timeout_s or float(os.environ.get("WSFUSION_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)))
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, rank=env.rank, world_size=env.world_size, timeout=timeout)
+
+
+def teardown(env: DistEnv) -> None:
+    if env.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: torch.Tensor, env: DistEnv, what: str) -> torch.Tensor:
+    """Sum ``values`` over ranks; a dead or stalled peer becomes a clear ``RuntimeError``."""
+    if not env.enabled:
+        return values
+    try:
+        dist.all_reduce(values)
+    except Exception as exc:  # gloo raises RuntimeError/DistBackendError on a lost peer or timeout
+        raise peer_failure(env, what, exc) from exc
+    return values
+
+
+def peer_failure(env: DistEnv, what: str, exc: BaseException) -> RuntimeError:
+    return RuntimeError(
+        f"rank {env.rank}/{env.world_size}: {what} failed because another training process died or "
+        f"stopped responding ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+        "Check the other ranks' output for the original error; every rank stops instead of hanging."
+    )

@@ -1,0 +1,362 @@
+"""The trainer: AdamW, warm-up + cosine schedule, early stopping, checkpoints, resume, DDP.
+
+No training logic lives in the modules; this file is where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from wsfusion import fusion as fusion_registry
+from wsfusion.encoders import encoder_for
+from wsfusion.models import MultiModalNetwork
+from wsfusion.train import distributed
+from wsfusion.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from wsfusion.train.config import TrainConfig
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+
+
+class InMemoryDataset(Protocol):
+    """What the trainer needs of a dataset: the whole split as tensors."""
+
+    inputs: Mapping[str, Tensor]
+    labels: Tensor
+    modality_shapes: Mapping[str, tuple[int, ...]]
+    num_classes: int
+
+
+class Callback:
+    """Hooks into training (e.g. topology rewiring). State is saved in checkpoints."""
+
+    def on_step_end(self, trainer: Trainer, step: int) -> None:  # noqa: D102
+        pass
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:  # noqa: D102
+        pass
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
+        pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_datasets(config: TrainConfig) -> tuple[InMemoryDataset, InMemoryDataset, InMemoryDataset]:
+    """Train, validation and test splits for ``config.data``."""
+    from wsfusion import data
+
+    if config.data == "av-digits":
+        return tuple(data.AVDigits(split, hard=config.hard, seed=config.seed) for split in ("train", "val", "test"))  # type: ignore[return-value]
+    sizes = {"train": config.synthetic_samples, "val": max(config.synthetic_samples // 4, 1),
+             "test": max(config.synthetic_samples // 4, 1)}
+    return tuple(  # type: ignore[return-value]
+        data.SyntheticTriModal(split=split, num_samples=sizes[split], kind=config.synthetic_kind, seed=config.seed)
+        for split in ("train", "val", "test")
+    )
+
+
+def build_model(config: TrainConfig, modality_shapes: Mapping[str, tuple[int, ...]], num_classes: int) -> MultiModalNetwork:
+    """Encoders for the data's modalities, the configured fusion and a linear head."""
+    encoders = {m: encoder_for(m, shape, config.feature_dim, config.encoder_channels) for m, shape in modality_shapes.items()}
+    options = dict(config.fusion_options)
+    if fusion_registry.fusion_class(config.fusion).__name__ == "WSGraphFusion" and options.get("tokens") is True:
+        options["tokens"] = {m: e.num_tokens for m, e in encoders.items()}
+    fused = fusion_registry.build(
+        config.fusion, {m: config.feature_dim for m in encoders}, config.fused_dim, allow_missing=True, **options
+    )
+    return MultiModalNetwork(encoders, fused, nn.Linear(config.fused_dim, num_classes))
+
+
+def batches(
+    dataset: InMemoryDataset, batch_size: int, *, generator: torch.Generator | None = None,
+    rank: int = 0, world_size: int = 1,
+) -> Iterator[tuple[dict[str, Tensor], Tensor, Tensor]]:
+    """``(inputs, labels, index)`` batches; shuffled when a generator is given.
+
+    With several ranks each takes every ``world_size``-th sample of the same
+    permutation, padded by wrapping around so all ranks run the same number
+    of steps (as ``DistributedSampler`` does).
+    """
+    n = dataset.labels.numel()
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    if world_size > 1:
+        per_rank = math.ceil(n / world_size)
+        order = torch.cat([order, order[: per_rank * world_size - n]])[rank::world_size]
+    for start in range(0, order.numel(), batch_size):
+        index = order[start : start + batch_size]
+        yield {m: x[index] for m, x in dataset.inputs.items()}, dataset.labels[index], index
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: InMemoryDataset,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    transform: Any = None,
+    env: distributed.DistEnv = distributed.DistEnv(),
+) -> dict[str, float]:
+    """Loss and accuracy over ``dataset``.
+
+    ``transform(inputs, index) -> (inputs, mask)`` corrupts each batch first
+    (noise, a missing modality); ``index`` are the samples' positions, so a
+    corruption can be made identical for every model.
+    """
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64)
+    for inputs, labels, index in batches(dataset, batch_size, rank=env.rank, world_size=env.world_size):
+        mask = None
+        if transform is not None:
+            inputs, mask = transform(inputs, index)
+        inputs = {m: x.to(device) for m, x in inputs.items()}
+        mask = None if mask is None else {m: v.to(device) for m, v in mask.items()}
+        logits = model(inputs, mask)
+        labels = labels.to(device)
+        totals += torch.tensor([F.cross_entropy(logits, labels, reduction="sum").item(),
+                                (logits.argmax(-1) == labels).sum().item(), labels.numel()], dtype=torch.float64)
+    model.train(was_training)
+    totals = distributed.all_reduce_sum(totals, env, "evaluation")
+    return {"loss": totals[0].item() / totals[2].item(), "acc": totals[1].item() / totals[2].item()}
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int):
+    """LR multiplier: linear warm-up to 1, then cosine decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+class Trainer:
+    """Trains one :class:`TrainConfig`; see :func:`train`."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: str | Path | None = None,
+        *,
+        datasets: Sequence[InMemoryDataset] | None = None,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.out = None if out is None else Path(out)
+        self.env = distributed.from_environment()
+        self.device = resolve_device(config.device)
+        if self.env.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.env.local_rank)
+        self.callbacks = list(callbacks)
+        self.progress = progress and self.env.is_main
+        torch.manual_seed(config.seed)
+        self.train_set, self.val_set, self.test_set = datasets if datasets is not None else build_datasets(config)
+        shapes, classes = self.train_set.modality_shapes, self.train_set.num_classes
+        self.model = build_model(config, shapes, classes).to(self.device)
+        self.steps_per_epoch = math.ceil(math.ceil(len(self.train_set.labels) / self.env.world_size) / config.batch_size)
+        total = self.steps_per_epoch * config.epochs
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(total, round(config.warmup_epochs * self.steps_per_epoch))
+        )
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"val_acc": -1.0, "epoch": 0, "model": None}
+        self.bad_epochs = 0
+
+    # -- state -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "history": self.history,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = TrainConfig.from_dict(state["config"])
+        if saved != self.config:
+            diff = {k: (v, getattr(self.config, k)) for k, v in saved.to_dict().items() if getattr(saved, k) != getattr(self.config, k)}
+            raise ValueError(f"cannot resume: the checkpoint was written with a different config {diff} (saved, now)")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.history, self.best, self.bad_epochs = state["history"], state["best"], state["bad_epochs"]
+        for cb, cb_state in zip(self.callbacks, state["callbacks"]):
+            cb.load_state_dict(cb_state)
+
+    def resume(self) -> bool:
+        """Continue from ``out/checkpoint.pt`` if there is one; return whether it did."""
+        path = None if self.out is None else self.out / CHECKPOINT
+        if path is None or not path.exists():
+            return False
+        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        if self.env.is_main and self.out is not None:
+            # The metrics file is rewritten from the checkpoint's history: no duplicated epochs.
+            with open(self.out / METRICS, "w") as f:
+                f.writelines(json.dumps(row) + "\n" for row in self.history)
+        return True
+
+    # -- training ----------------------------------------------------------
+    def _module(self, model: nn.Module) -> MultiModalNetwork:
+        return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[return-value]
+
+    def _augment(self, inputs: dict[str, Tensor], generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+        if self.config.modality_dropout == 0.0:
+            return inputs, None
+        from wsfusion.data import drop_modalities
+
+        return drop_modalities(inputs, self.config.modality_dropout, generator=generator)
+
+    def fit(self) -> dict[str, Any]:
+        """Train until the epoch budget or early stopping, then test the best model."""
+        distributed.setup(self.env, self.device)
+        try:
+            return self._fit()
+        finally:
+            distributed.teardown(self.env)
+
+    def _fit(self) -> dict[str, Any]:
+        config = self.config
+        model: nn.Module = self.model
+        if self.env.enabled:
+            model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=config.modality_dropout > 0,
+            )
+        stopped_early = self._stop_early()
+        bar = tqdm(total=config.epochs * self.steps_per_epoch, initial=self.epoch * self.steps_per_epoch,
+                   desc=f"{config.fusion} seed {config.seed}", unit="step", disable=not self.progress, leave=False)
+        while self.epoch < config.epochs and not stopped_early:
+            start = time.perf_counter()
+            # Shuffling and augmentation depend only on (seed, epoch): a resumed run sees the same batches.
+            generator = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
+            model.train()
+            totals = torch.zeros(3, dtype=torch.float64)
+            for inputs, labels, _ in batches(self.train_set, config.batch_size, generator=generator,
+                                             rank=self.env.rank, world_size=self.env.world_size):
+                inputs, mask = self._augment(inputs, generator)
+                inputs = {m: x.to(self.device) for m, x in inputs.items()}
+                mask = None if mask is None else {m: v.to(self.device) for m, v in mask.items()}
+                labels = labels.to(self.device)
+                try:
+                    logits = model(inputs, mask)
+                    loss = F.cross_entropy(logits, labels)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()  # DDP all-reduces gradients here
+                except RuntimeError as exc:
+                    if self.env.enabled and ("Connection" in str(exc) or "timed out" in str(exc).lower() or "Gloo" in str(exc)):
+                        raise distributed.peer_failure(self.env, f"training step {self.step}", exc) from exc
+                    raise
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                totals += torch.tensor([loss.item() * labels.numel(), (logits.argmax(-1) == labels).sum().item(),
+                                        labels.numel()], dtype=torch.float64)
+                for cb in self.callbacks:
+                    cb.on_step_end(self, self.step)
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            totals = distributed.all_reduce_sum(totals, self.env, f"epoch {self.epoch + 1} metrics")
+            val = evaluate(self._module(model), self.val_set, device=self.device, env=self.env)
+            self.epoch += 1
+            row = {"epoch": self.epoch, "train_loss": totals[0].item() / totals[2].item(),
+                   "train_acc": totals[1].item() / totals[2].item(), "val_loss": val["loss"], "val_acc": val["acc"],
+                   "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - start}
+            self.history.append(row)
+            if val["acc"] > self.best["val_acc"]:
+                self.best = {"val_acc": val["acc"], "epoch": self.epoch,
+                             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
+                self.bad_epochs = 0
+            else:
+                self.bad_epochs += 1
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, self.epoch, row)
+            stopped_early = self._stop_early()
+            if self.env.is_main and self.out is not None:
+                with open(self.out / METRICS, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                save_checkpoint(self.state_dict(), self.out / CHECKPOINT)
+        bar.close()
+        return self._finish(stopped_early)
+
+    def _stop_early(self) -> bool:
+        return self.config.patience is not None and self.bad_epochs >= self.config.patience
+
+    def _finish(self, stopped_early: bool) -> dict[str, Any]:
+        if self.best["model"] is not None:
+            self.model.load_state_dict(self.best["model"])
+        test = evaluate(self.model, self.test_set, device=self.device, env=self.env)
+        result = {
+            "config": self.config.to_dict(),
+            "epochs_run": self.epoch,
+            "stopped_early": stopped_early,
+            "best_epoch": self.best["epoch"],
+            "val_acc": self.best["val_acc"],
+            "test_acc": test["acc"],
+            "test_loss": test["loss"],
+            "train_seconds": sum(row["seconds"] for row in self.history),
+            "history": self.history,
+        }
+        if self.env.is_main and self.out is not None:
+            (self.out / RESULT).write_text(json.dumps(result, indent=2) + "\n")
+        return result
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    datasets: Sequence[InMemoryDataset] | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+) -> tuple[dict[str, Any], MultiModalNetwork]:
+    """Train one configuration; return the result (test accuracy of the best-validation epoch, history) and the model.
+
+    With ``out`` the run writes ``metrics.jsonl`` (one line per epoch),
+    ``checkpoint.pt`` after every epoch (atomic; model, optimiser, scheduler,
+    RNG states, callbacks' state, config, history) and ``result.json``. With
+    ``resume=True`` it continues from ``out/checkpoint.pt`` and reaches the
+    same final metrics as an uninterrupted run.
+    """
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, out, datasets=datasets, callbacks=callbacks, progress=progress)
+    if resume:
+        trainer.resume()
+    result = trainer.fit()
+    return result, trainer.model

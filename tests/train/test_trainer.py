@@ -1,0 +1,122 @@
+import json
+
+import pytest
+import torch
+
+from wsfusion.train import Callback, TrainConfig, Trainer, load_checkpoint, train
+from wsfusion.train.trainer import CHECKPOINT, METRICS, batches, warmup_cosine
+
+
+class Toy:
+    """A tiny in-memory two-modality dataset: the label shifts both inputs."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.labels = torch.randint(0, 3, (n,), generator=g)
+        shift = self.labels.view(-1, 1, 1, 1).float()
+        self.inputs = {"visual": torch.randn(n, 1, 8, 8, generator=g) + shift,
+                       "audio": torch.randn(n, 1, 8, 12, generator=g) - shift}
+        self.modality_shapes = {"visual": (1, 8, 8), "audio": (1, 8, 12)}
+        self.num_classes = 3
+
+
+DATA = (Toy(192, 0), Toy(48, 1), Toy(48, 2))
+CONFIG = TrainConfig(fusion="late", epochs=4, batch_size=32, feature_dim=8, fused_dim=8,
+                     encoder_channels=(4, 4, 4), patience=None, warmup_epochs=0.5)
+
+
+class StopAt(Callback):
+    """Simulates a kill in the middle of an epoch."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer, step):
+        if step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_deterministic_under_a_seed(tmp_path):
+    a, model_a = train(CONFIG, tmp_path / "a", datasets=DATA, progress=False)
+    b, model_b = train(CONFIG, tmp_path / "b", datasets=DATA, progress=False)
+    assert a["history"] == [{**row, "seconds": a["history"][i]["seconds"]} for i, row in enumerate(b["history"])]
+    assert a["test_acc"] == b["test_acc"]
+    for (name, p), q in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_it_learns(tmp_path):
+    result, _ = train(CONFIG.replace(epochs=6), datasets=DATA, progress=False)
+    assert result["test_acc"] > 0.8
+    assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
+
+
+def without_seconds(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+@pytest.mark.parametrize("fusion", ["late", "ws-gnn"])
+def test_resume_after_a_kill_reaches_the_same_final_metrics(tmp_path, fusion):
+    config = CONFIG.replace(fusion=fusion, fusion_options={"segments": 2, "node_dim": 8, "k": 2} if fusion == "ws-gnn" else {})
+    full, full_model = train(config, tmp_path / "full", datasets=DATA, progress=False)
+    killed_at = 2 * 6 + 3  # 6 steps an epoch: in the middle of epoch 3
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "killed", datasets=DATA, callbacks=[StopAt(killed_at)], progress=False)
+    assert load_checkpoint(tmp_path / "killed" / CHECKPOINT)["epoch"] == 2
+    resumed, resumed_model = train(config, tmp_path / "killed", resume=True, datasets=DATA, progress=False)
+    assert without_seconds(resumed["history"]) == without_seconds(full["history"])
+    assert resumed["test_acc"] == full["test_acc"]
+    for p, q in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(p, q)
+    lines = (tmp_path / "killed" / METRICS).read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_checkpoint_loads_weights_only_and_round_trips(tmp_path):
+    _, model = train(CONFIG.replace(epochs=1), tmp_path, datasets=DATA, progress=False)
+    state = load_checkpoint(tmp_path / CHECKPOINT)  # weights_only=True inside
+    assert set(state) >= {"config", "epoch", "model", "optimizer", "scheduler", "rng", "history", "best", "callbacks"}
+    assert TrainConfig.from_dict(state["config"]) == CONFIG.replace(epochs=1)
+    fresh = Trainer(CONFIG.replace(epochs=1), tmp_path, datasets=DATA, progress=False)
+    fresh.load_state_dict(state)
+    for key, value in state["model"].items():
+        assert torch.equal(fresh.model.state_dict()[key], value)
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    train(CONFIG.replace(epochs=1), tmp_path, datasets=DATA, progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume: the checkpoint was written with a different config \{'lr': \(0.002, 0.01\)\}"):
+        train(CONFIG.replace(epochs=1, lr=0.01), tmp_path, resume=True, datasets=DATA, progress=False)
+
+
+def test_early_stopping(tmp_path):
+    result, _ = train(CONFIG.replace(epochs=10, lr=1e-12, patience=2), datasets=DATA, progress=False)
+    assert result["stopped_early"]
+    assert result["epochs_run"] == result["best_epoch"] + 2
+
+
+def test_warmup_cosine_schedule():
+    factor = warmup_cosine(total_steps=10, warmup_steps=2)
+    assert [round(factor(s), 4) for s in (0, 1, 2, 6, 10)] == [0.5, 1.0, 1.0, 0.5, 0.0]
+
+
+def test_batches_shard_the_same_permutation_across_ranks():
+    data = Toy(10, 0)
+    seen = []
+    for rank in range(3):
+        gen = torch.Generator().manual_seed(1)
+        idx = torch.cat([index for _, _, index in batches(data, 2, generator=gen, rank=rank, world_size=3)])
+        assert idx.numel() == 4  # ceil(10 / 3), padded by wrapping around
+        seen.append(idx)
+    assert set(torch.cat(seen).tolist()) == set(range(10))
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match=r"data must be one of \('av-digits', 'synthetic'\), got 'mnist'"):
+        TrainConfig(data="mnist")
+    with pytest.raises(ValueError, match=r"epochs must be a positive integer, got 0"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match=r"modality_dropout must be in \[0, 1\), got 1.0"):
+        TrainConfig(modality_dropout=1.0)
+    with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['lrate'\]"):
+        TrainConfig.from_dict({"lrate": 1.0})
