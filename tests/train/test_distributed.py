@@ -1,0 +1,59 @@
+"""DistributedDataParallel on two CPU processes (gloo), as torchrun starts them."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(out: Path, *extra: str, timeout_s: int = 30) -> list[subprocess.Popen]:
+    port = free_port()
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WSFUSION_DIST_TIMEOUT": str(timeout_s),
+               "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(out), *extra], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return procs
+
+
+@pytest.mark.slow
+def test_two_processes_train_and_agree(tmp_path):
+    procs = launch(tmp_path)
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    rank0, rank1 = (json.loads(out.strip().splitlines()[-1]) for out in outputs)
+    # DDP keeps the replicas identical, and both ranks see the same all-reduced metrics.
+    assert rank0["checksum"] == rank1["checksum"]
+    assert rank0["history"][-1]["train_loss"] == rank1["history"][-1]["train_loss"]
+    assert rank0["test_acc"] == rank1["test_acc"]
+    assert len(rank0["history"]) == 4
+    assert rank0["history"][-1]["train_loss"] < rank0["history"][0]["train_loss"]
+    # Only rank 0 writes, and what it wrote is the run's history.
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_a_dead_rank_gives_a_clear_error_not_a_hang(tmp_path):
+    start = time.monotonic()
+    procs = launch(tmp_path, "2", timeout_s=20)
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert procs[1].returncode == 3
+    assert procs[0].returncode == 1, outputs[0]
+    assert "rank 0/2:" in outputs[0] and "another training process died or stopped responding" in outputs[0]
+    assert time.monotonic() - start < 100
