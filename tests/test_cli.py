@@ -69,3 +69,36 @@ def test_bench_quick_runs_every_suite(tmp_path):
     assert row["N"] == 192 and set(row["ms"]) >= {"WSLinear", "dense masked", "raw kernels"}
     assert results["attention"][0]["N"] == 256
     assert "| " in bench.tables(results)
+
+
+def _train_command(out, *extra):
+    return [str(Path(sys.executable).parent / "wsfusion"), "train", "--data", "synthetic", "--synthetic-samples", "64",
+            "--fusion", "late", "--epochs", "3", "--batch-size", "16", "--out", str(out), *extra]
+
+
+@pytest.mark.slow
+def test_train_cli_resumes_after_sigkill(tmp_path):
+    import json
+    import signal
+    import time
+
+    full = subprocess.run(_train_command(tmp_path / "full"), capture_output=True, text=True, check=True)
+    killed = subprocess.Popen(_train_command(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    resumed = subprocess.run(_train_command(tmp_path / "killed", "--resume"), capture_output=True, text=True, check=True)
+    a = json.loads((tmp_path / "full" / "result.json").read_text())
+    b = json.loads((tmp_path / "killed" / "result.json").read_text())
+    strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+    assert strip(a["history"]) == strip(b["history"])
+    assert a["test_acc"] == b["test_acc"]
+    assert json.loads(full.stdout)["test_acc"] == json.loads(resumed.stdout)["test_acc"]
+
+
+def test_resume_needs_out(capsys):
+    with pytest.raises(SystemExit, match="--resume needs --out DIR"):
+        main(["train", "--data", "synthetic", "--resume"])

@@ -158,6 +158,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hard", action="store_true", help="AV-digits with noise on both modalities")
     p.add_argument("--synthetic-kind", choices=("redundancy", "uniqueness", "synergy"), default="synergy",
                    help="label structure of --data synthetic (default: synergy)")
+    p.add_argument("--synthetic-samples", type=int, default=2000,
+                   help="training samples of --data synthetic; val and test get a quarter each (default: 2000)")
     p.add_argument("--epochs", type=int, default=10, help="epoch budget (default: 10)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size per process (default: 64)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default: 2e-3)")
@@ -172,7 +174,8 @@ def _config(args: argparse.Namespace, **extra: object):
     from wsfusion.train import TrainConfig
 
     return TrainConfig(
-        data=args.data, hard=args.hard, synthetic_kind=args.synthetic_kind, epochs=args.epochs,
+        data=args.data, hard=args.hard, synthetic_kind=args.synthetic_kind,
+        synthetic_samples=args.synthetic_samples, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience,
         modality_dropout=args.modality_dropout, device=args.device, **extra,
     )

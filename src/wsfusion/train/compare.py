@@ -22,22 +22,22 @@ NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def noise_transform(modality: str, level: float, seed: int):
     """Gaussian noise on one modality, drawn identically for every model (same seed, same batch order)."""
-    from wsfusion.data import add_noise
+    from wsfusion.data import gaussian_noise
 
     generator = torch.Generator().manual_seed(seed)
 
     def transform(inputs, index):
-        return add_noise(inputs, {modality: level}, generator=generator), None
+        return gaussian_noise(inputs, {modality: level}, generator=generator), None
 
     return transform
 
 
 def missing_transform(modality: str):
-    """The modality is missing for every sample (the fusion's own missing-modality handling)."""
+    """The modality is missing for every sample: zeroed input and a False mask (each fusion's own handling)."""
+    from wsfusion.data import drop_modality
 
     def transform(inputs, index):
-        batch = index.numel()
-        return inputs, {modality: torch.zeros(batch, dtype=torch.bool)}
+        return drop_modality(inputs, modality)
 
     return transform
 

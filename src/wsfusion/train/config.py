@@ -19,6 +19,8 @@ class TrainConfig:
         synthetic_kind: Label structure of the synthetic data
             (``"redundancy"``, ``"uniqueness"``, ``"synergy"``).
         synthetic_samples: Synthetic training-set size (val and test get a quarter each).
+        synthetic_shapes: Per-sample shape of each synthetic modality
+            (default: the notebook's visual/text/audio shapes).
         fusion: A name from :func:`wsfusion.fusion.available`.
         fusion_options: Keyword options of that fusion.
         feature_dim: Size of every encoder's output (the fusion's inputs).
@@ -39,6 +41,7 @@ class TrainConfig:
     hard: bool = False
     synthetic_kind: str = "synergy"
     synthetic_samples: int = 2000
+    synthetic_shapes: dict[str, list[int]] | None = None
     fusion: str = "late"
     fusion_options: dict[str, Any] = field(default_factory=dict)
     feature_dim: int = 64

@@ -69,7 +69,8 @@ def build_datasets(config: TrainConfig) -> tuple[InMemoryDataset, InMemoryDatase
     sizes = {"train": config.synthetic_samples, "val": max(config.synthetic_samples // 4, 1),
              "test": max(config.synthetic_samples // 4, 1)}
     return tuple(  # type: ignore[return-value]
-        data.SyntheticTriModal(split=split, num_samples=sizes[split], kind=config.synthetic_kind, seed=config.seed)
+        data.SyntheticTriModal(split, num_samples=sizes[split], kind=config.synthetic_kind, seed=config.seed,
+                               modality_shapes=config.synthetic_shapes)
         for split in ("train", "val", "test")
     )
 
@@ -237,9 +238,9 @@ class Trainer:
     def _augment(self, inputs: dict[str, Tensor], generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
         if self.config.modality_dropout == 0.0:
             return inputs, None
-        from wsfusion.data import drop_modalities
+        from wsfusion.data import modality_dropout
 
-        return drop_modalities(inputs, self.config.modality_dropout, generator=generator)
+        return modality_dropout(inputs, self.config.modality_dropout, generator=generator)
 
     def fit(self) -> dict[str, Any]:
         """Train until the epoch budget or early stopping, then test the best model."""
