@@ -23,8 +23,9 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# The main job: every fusion on AV-digits (hard), one seed, a budget that fits in ~10 minutes on 2 cores.
 demo: install
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/wsfusion compare --data av-digits --hard --epochs 6 --seeds 1 --out runs/demo
 
 test: install-test
 	$(PY) -m pytest -q
