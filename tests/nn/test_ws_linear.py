@@ -158,3 +158,23 @@ def test_state_dict_round_trip_holds_only_parameters(graph):
     other.load_state_dict(layer.state_dict())
     x = torch.randn(2, 15)
     assert torch.equal(other(x), layer(x))
+
+
+@pytest.mark.parametrize("shape", [(256, 192), (192, 256), (5, 16), (7, 9)])
+def test_node_major_layout_helpers_copy_into_contiguous_memory(shape):
+    from wsfusion.nn._sparse import node_major, transposed_copy
+
+    x = torch.randn(*shape)
+    t = transposed_copy(x)
+    assert t.is_contiguous() and torch.equal(t, x.t())
+    assert node_major(x).is_contiguous() and torch.equal(node_major(x), x.t())
+    view = t.t()  # already node-major memory: no copy
+    assert node_major(view).data_ptr() == t.data_ptr()
+
+
+def test_stacked_layers_keep_node_major_memory(graph):
+    first, second = WSLinear(graph, bias=True), WSLinear(graph)
+    x = torch.randn(4, 15)
+    h = torch.relu(first(x))
+    assert h.t().is_contiguous()  # a transposed view of node-major memory
+    torch.testing.assert_close(second(h), second(h.contiguous()))
