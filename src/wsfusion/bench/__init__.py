@@ -82,3 +82,19 @@ def tables(results: dict[str, Any]) -> str:
         if name in results:
             parts.append(f"## {name}\n\n{table(results[name])}")
     return "\n\n".join(parts)
+
+
+def script_main(suites: list[str] | None, description: str) -> None:
+    """Entry point of the ``benchmarks/*.py`` scripts: options, then JSON and the tables."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="smallest sizes only")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    results = run(suites, threads=args.threads, quick=args.quick, device=args.device)
+    print(json.dumps(results, indent=2))
+    print()
+    print(tables(results))
