@@ -3,7 +3,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from wsfusion._validation import check_positive_int
-from wsfusion.encoders.base import ModalityEncoder
+from wsfusion.encoders.base import ModalityEncoder, conv_blocks
 
 
 class AudioEncoder(ModalityEncoder):
@@ -60,15 +60,8 @@ class AudioEncoder(ModalityEncoder):
             raise ValueError(f"the spectrogram must be at least 4x4 (two 2x2 pools), got {n_freq}x{n_frames}")
         self.out_dim = check_positive_int(out_dim, "out_dim")
         self.num_tokens = n_frames // 4
-        if len(channels) != 3:
-            raise ValueError(f"channels must list 3 conv widths, got {channels!r}")
-        c1, c2, c3 = channels
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c2, c3, 3, padding=1), nn.BatchNorm2d(c3), nn.ReLU(),
-        )
-        self.proj = nn.Linear(c3, out_dim)
+        self.features = nn.Sequential(*conv_blocks(in_channels, channels))
+        self.proj = nn.Linear(channels[-1], out_dim)
 
     def tokens(self, x: Tensor) -> Tensor:
         fmap = self.features(x)  # [B, C, F/4, T/4]

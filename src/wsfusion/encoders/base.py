@@ -5,6 +5,18 @@ from torch import Tensor, nn
 from wsfusion._validation import check_tensor
 
 
+def conv_blocks(in_channels: int, channels: tuple[int, int, int]) -> list[nn.Module]:
+    """Three ``Conv3x3 - BatchNorm - ReLU`` blocks, the first two followed by a 2x2 max-pool."""
+    if len(channels) != 3:
+        raise ValueError(f"channels must list 3 conv widths, got {channels!r}")
+    c1, c2, c3 = channels
+    return [
+        nn.Conv2d(in_channels, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c2, c3, 3, padding=1), nn.BatchNorm2d(c3), nn.ReLU(),
+    ]
+
+
 class ModalityEncoder(nn.Module):
     r"""Base class of the modality encoders.
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from wsfusion._validation import check_positive_int
-from wsfusion.encoders.base import ModalityEncoder
+from wsfusion.encoders.base import ModalityEncoder, conv_blocks
 
 
 def _as_pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -65,16 +65,8 @@ class VisualEncoder(ModalityEncoder):
         self.input_shape = (in_channels, height, width)
         self.out_dim = check_positive_int(out_dim, "out_dim")
         self.num_tokens = check_positive_int(grid, "grid") ** 2
-        if len(channels) != 3:
-            raise ValueError(f"channels must list 3 conv widths, got {channels!r}")
-        c1, c2, c3 = channels
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c2, c3, 3, padding=1), nn.BatchNorm2d(c3), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(grid),
-        )
-        self.proj = nn.Linear(c3, out_dim)
+        self.features = nn.Sequential(*conv_blocks(in_channels, channels), nn.AdaptiveAvgPool2d(grid))
+        self.proj = nn.Linear(channels[-1], out_dim)
         if min(height, width) < 4:
             raise ValueError(f"image_size must be at least 4x4 (two 2x2 pools), got {height}x{width}")
 
