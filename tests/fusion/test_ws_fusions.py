@@ -159,3 +159,23 @@ def test_errors():
         module({**x, "text": torch.randn(3, 6, 8)})
     with pytest.raises(ValueError, match=r"WSGraphFusion: 'text' must be a token sequence \[B, 5, 8\].*got \[3, 8\]"):
         module({**x, "text": torch.randn(3, 8)})
+
+
+def test_sparse_fusion_with_a_learnable_topology_trains_beta():
+    from wsfusion.topology import LearnableWSLinear
+
+    module = fusion.build("ws-sparse", DIMS, 3, nodes_per_modality=8, k=4, topology="learnable",
+                          topology_options={"per_pair": True})
+    assert all(isinstance(layer, LearnableWSLinear) for layer in module.layers)
+    module(features(make_gnn(False))).square().sum().backward()
+    beta_grads = [p.grad for n, p in module.named_parameters() if "logit" in n or "beta" in n]
+    assert beta_grads and all(g is not None and g.abs().sum() > 0 for g in beta_grads)
+
+
+def test_topology_option_errors():
+    with pytest.raises(ValueError, match=r"MaskedWSFusion: topology must be 'fixed', got 'learnable'"):
+        MaskedWSFusion(DIMS, 3, topology="learnable")
+    with pytest.raises(ValueError, match=r"SparseWSFusion: topology must be 'fixed' or 'learnable', got 'random'"):
+        SparseWSFusion(DIMS, 3, topology="random")
+    with pytest.raises(ValueError, match=r"topology_options need topology='learnable'"):
+        SparseWSFusion(DIMS, 3, topology_options={"per_pair": True})

@@ -120,3 +120,23 @@ def test_config_validation():
         TrainConfig(modality_dropout=1.0)
     with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['lrate'\]"):
         TrainConfig.from_dict({"lrate": 1.0})
+
+
+@pytest.mark.parametrize("mode", ["set", "rigl"])
+def test_rewirer_in_the_trainer_resumes_to_the_same_structure_and_metrics(tmp_path, mode):
+    from wsfusion.topology import Rewirer
+
+    config = CONFIG.replace(fusion="ws-sparse", fusion_options={"nodes_per_modality": 8, "k": 4})
+    full, full_model = train(config, tmp_path / "full", datasets=DATA, progress=False,
+                             callbacks=[Rewirer(delta_t=2, alpha=0.3, mode=mode, seed=1)])
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "killed", datasets=DATA, progress=False,
+              callbacks=[Rewirer(delta_t=2, alpha=0.3, mode=mode, seed=1), StopAt(2 * 6 + 3)])
+    resumed, resumed_model = train(config, tmp_path / "killed", resume=True, datasets=DATA, progress=False,
+                                   callbacks=[Rewirer(delta_t=2, alpha=0.3, mode=mode, seed=1)])
+    original = full_model.fusion.graph.edge_index
+    for a, b in zip(full_model.fusion.layers, resumed_model.fusion.layers):
+        assert torch.equal(a.edge_index, b.edge_index)
+        assert torch.equal(a.weight, b.weight)
+    assert not torch.equal(full_model.fusion.layers[0].edge_index, original)  # it did rewire
+    assert without_seconds(resumed["history"]) == without_seconds(full["history"])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -43,8 +44,11 @@ class _ScalarNodeWSFusion(FusionModule):
         num_layers: int = 1,
         dropout: float = 0.1,
         allow_missing: bool = False,
+        topology: str = "fixed",
+        topology_options: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(modality_dims, out_dim, allow_missing)
+        layer_class = self._layer_class(topology, topology_options)
         self.graph = graph_for(
             self.modality_dims, graph, type(self).__name__,
             nodes_per_modality=nodes_per_modality, k=k, beta=beta, seed=seed, order=order, self_loops=self_loops,
@@ -52,10 +56,22 @@ class _ScalarNodeWSFusion(FusionModule):
         counts = self.graph.node_counts
         self.proj = nn.ModuleDict({m: nn.Linear(d, counts[m]) for m, d in self.modality_dims.items()})
         self.layers = nn.ModuleList(
-            self.layer_class(self.graph, bias=True) for _ in range(check_positive_int(num_layers, "num_layers"))
+            layer_class(self.graph, bias=True) for _ in range(check_positive_int(num_layers, "num_layers"))
         )
         self.dropout = nn.Dropout(check_probability(dropout, "dropout"))
         self.head = nn.Linear(self.graph.num_nodes, out_dim)
+
+    def _layer_class(self, topology: str, options: Mapping[str, object] | None) -> Callable[..., nn.Module]:
+        if topology == "fixed":
+            if options:
+                raise ValueError(f"{type(self).__name__}: topology_options need topology='learnable'")
+            return self.layer_class
+        if topology == "learnable" and self.layer_class is WSLinear:
+            from wsfusion.topology import LearnableWSLinear
+
+            return functools.partial(LearnableWSLinear.from_graph, **dict(options or {}))
+        allowed = "'fixed' or 'learnable'" if self.layer_class is WSLinear else "'fixed'"
+        raise ValueError(f"{type(self).__name__}: topology must be {allowed}, got {topology!r}")
 
     def forward(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
@@ -111,6 +127,12 @@ _SCALAR_ARGS_DOC = r"""
         num_layers (int, optional): Stacked WS layers. (default: :obj:`1`)
         dropout (float, optional): Dropout before the head. (default: :obj:`0.1`)
         allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
+        topology (str, optional): ``"fixed"``, or ``"learnable"`` (``SparseWSFusion``
+            only): each layer is a :class:`~wsfusion.topology.LearnableWSLinear` on
+            the same nodes, ``k`` and seed, whose rewiring probability ``beta`` is
+            trained. (default: :obj:`"fixed"`)
+        topology_options (Mapping, optional): Options of ``LearnableWSLinear``
+            (``per_pair``, ``edge_logits``, ``temperature``, ...). (default: :obj:`None`)
 
     Shapes:
         - **input:** ``{m: (B, D_m)}``

@@ -41,6 +41,9 @@ class InMemoryDataset(Protocol):
 class Callback:
     """Hooks into training (e.g. topology rewiring). State is saved in checkpoints."""
 
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Called once the model and optimiser exist, before a checkpoint is resumed."""
+
     def on_step_end(self, trainer: Trainer, step: int) -> None:  # noqa: D102
         pass
 
@@ -188,6 +191,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"val_acc": -1.0, "epoch": 0, "model": None}
         self.bad_epochs = 0
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
 
     # -- state -------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
