@@ -102,3 +102,14 @@ def test_train_cli_resumes_after_sigkill(tmp_path):
 def test_resume_needs_out(capsys):
     with pytest.raises(SystemExit, match="--resume needs --out DIR"):
         main(["train", "--data", "synthetic", "--resume"])
+
+
+@pytest.mark.slow
+def test_train_cli_with_learnable_topology_and_rewiring(tmp_path, capsys):
+    import json
+
+    for extra in (["--option", "topology=learnable"], ["--rewire", "rigl", "--rewire-every", "2"]):
+        assert main(["train", "--data", "synthetic", "--synthetic-samples", "32", "--fusion", "ws-sparse",
+                     "--option", "nodes_per_modality=8", "--option", "k=4", "--epochs", "1", "--batch-size", "8",
+                     "--out", str(tmp_path / extra[1]), *extra]) == 0
+        assert 0.0 <= json.loads(capsys.readouterr().out)["test_acc"] <= 1.0

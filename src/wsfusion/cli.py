@@ -166,6 +166,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (default: 5)")
     p.add_argument("--modality-dropout", type=float, default=0.0,
                    help="train-time probability of dropping each modality (default: 0)")
+    p.add_argument("--rewire", choices=("set", "rigl"),
+                   help="dynamic sparse rewiring of the WSLinear layers (ws-sparse), SET or RigL")
+    p.add_argument("--rewire-every", type=int, default=50, help="steps between rewiring updates (default: 50)")
+    p.add_argument("--rewire-alpha", type=float, default=0.3,
+                   help="initial fraction of edges replaced per update, cosine-decayed (default: 0.3)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--out", metavar="DIR", help="run folder for metrics, checkpoints and reports")
 
@@ -177,7 +182,8 @@ def _config(args: argparse.Namespace, **extra: object):
         data=args.data, hard=args.hard, synthetic_kind=args.synthetic_kind,
         synthetic_samples=args.synthetic_samples, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-        modality_dropout=args.modality_dropout, device=args.device, **extra,
+        modality_dropout=args.modality_dropout, rewire=args.rewire, rewire_every=args.rewire_every,
+        rewire_alpha=args.rewire_alpha, device=args.device, **extra,
     )
 
 

@@ -33,6 +33,10 @@ class TrainConfig:
         patience: Stop after this many epochs without a better validation accuracy
             (``None``: never stop early).
         modality_dropout: Train-time probability of dropping each modality of a sample.
+        rewire: Dynamic sparse rewiring of the model's ``WSLinear`` layers: ``"set"``
+            (random regrowth) or ``"rigl"`` (largest-gradient regrowth); ``None`` keeps
+            the graph fixed. rewire_every: steps between updates (ΔT); rewire_alpha:
+            initial fraction of edges replaced (cosine-decayed).
         seed: Seeds data splits, initialisation, shuffling and dropout.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"``.
     """
@@ -54,6 +58,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     patience: int | None = 5
     modality_dropout: float = 0.0
+    rewire: str | None = None
+    rewire_every: int = 50
+    rewire_alpha: float = 0.3
     seed: int = 0
     device: str = "cpu"
 
@@ -68,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
+        if self.rewire not in (None, "set", "rigl"):
+            raise ValueError(f"rewire must be None, 'set' or 'rigl', got {self.rewire!r}")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout!r}")
         object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))

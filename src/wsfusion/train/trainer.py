@@ -175,6 +175,11 @@ class Trainer:
         if self.env.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.env.local_rank)
         self.callbacks = list(callbacks)
+        if config.rewire is not None:
+            from wsfusion.topology import Rewirer
+
+            self.callbacks.append(Rewirer(delta_t=config.rewire_every, alpha=config.rewire_alpha,
+                                          mode=config.rewire, seed=config.seed))
         self.progress = progress and self.env.is_main
         torch.manual_seed(config.seed)
         self.train_set, self.val_set, self.test_set = datasets if datasets is not None else build_datasets(config)
