@@ -33,3 +33,11 @@ def test_train_av_digits(tmp_path):
     out = run("train_av_digits.py", "--fusion", "late", "--epochs", "1", "--out", str(tmp_path))
     assert out.startswith("late: test accuracy")
     assert (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_learnable_topology(tmp_path):
+    out = run("learnable_topology.py", "--seeds", "1", "--epochs", "1", "--samples", "128", "--out", str(tmp_path))
+    assert "| learnable beta |" in out and "| RigL |" in out
+    for name in ("topology.json", "topology.md", "topology.png"):
+        assert (tmp_path / name).exists()

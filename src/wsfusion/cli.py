@@ -274,8 +274,9 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
             "or JSON with --json. Compare numbers only within one run."
         ),
     )
-    p.add_argument("--suite", action="append", choices=("ws-linear", "attention", "params"),
-                   help="run only this suite (repeatable; default: all)")
+    p.add_argument("--suite", action="append", choices=("ws-linear", "attention", "params", "topology"),
+                   help="run only this suite (repeatable; default: ws-linear, attention, params; "
+                        "topology trains fixed/learnable/rewired WS fusions on a synergy task, minutes)")
     p.add_argument("--quick", action="store_true", help="smallest sizes only (seconds instead of minutes)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")

@@ -55,8 +55,24 @@ def params_table(rows: list[dict[str, Any]]) -> str:
                         [[r["fusion"], r["class"], f"{r['parameters']:,}", f"{r['used']:,}"] for r in rows])
 
 
+def _topology_run(device: str = "cpu", quick: bool = False) -> dict[str, Any]:
+    from wsfusion.topology import experiment
+
+    if quick:
+        return experiment.run(seeds=(0,), epochs=2, samples=256, progress=False)
+    return experiment.run(progress=False)
+
+
+def _topology_table(results: dict[str, Any]) -> str:
+    from wsfusion.topology import experiment
+
+    return experiment.table(results)
+
+
 SUITES = {"ws-linear": (ws_linear.run, ws_linear_table), "attention": (attention.run, attention_table),
-          "params": (params.run, params_table)}
+          "params": (params.run, params_table), "topology": (_topology_run, _topology_table)}
+#: Suites run when none is named; "topology" trains models (minutes) and runs only on request.
+DEFAULT_SUITES = ("ws-linear", "attention", "params")
 
 
 def run(suites: list[str] | None = None, threads: int | None = 2, quick: bool = False, device: str = "cpu") -> dict[str, Any]:
@@ -64,10 +80,12 @@ def run(suites: list[str] | None = None, threads: int | None = 2, quick: bool = 
     if threads is not None:
         torch.set_num_threads(threads)
     results: dict[str, Any] = {"threads": torch.get_num_threads(), "device": device, "torch": torch.__version__}
-    for name in suites or list(SUITES):
+    for name in suites or DEFAULT_SUITES:
         fn, _ = SUITES[name]
         if name == "params":
             results[name] = fn()
+        elif name == "topology":
+            results[name] = fn(device=device, quick=quick)
         elif quick:
             sizes = {"ws-linear": dict(sizes=((192, 256), (3072, 256)), reps=5), "attention": dict(tokens=(256,), reps=3)}
             results[name] = fn(device=device, **sizes[name])

@@ -21,6 +21,7 @@ class TrainConfig:
         synthetic_samples: Synthetic training-set size (val and test get a quarter each).
         synthetic_shapes: Per-sample shape of each synthetic modality
             (default: the notebook's visual/text/audio shapes).
+        synthetic_classes: Number of synthetic classes.
         fusion: A name from :func:`wsfusion.fusion.available`.
         fusion_options: Keyword options of that fusion.
         feature_dim: Size of every encoder's output (the fusion's inputs).
@@ -46,6 +47,7 @@ class TrainConfig:
     synthetic_kind: str = "synergy"
     synthetic_samples: int = 2000
     synthetic_shapes: dict[str, list[int]] | None = None
+    synthetic_classes: int = 10
     fusion: str = "late"
     fusion_options: dict[str, Any] = field(default_factory=dict)
     feature_dim: int = 64

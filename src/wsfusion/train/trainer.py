@@ -73,7 +73,7 @@ def build_datasets(config: TrainConfig) -> tuple[InMemoryDataset, InMemoryDatase
              "test": max(config.synthetic_samples // 4, 1)}
     return tuple(  # type: ignore[return-value]
         data.SyntheticTriModal(split, num_samples=sizes[split], kind=config.synthetic_kind, seed=config.seed,
-                               modality_shapes=config.synthetic_shapes)
+                               modality_shapes=config.synthetic_shapes, num_classes=config.synthetic_classes)
         for split in ("train", "val", "test")
     )
 
