@@ -4,7 +4,7 @@ On :class:`~wsfusion.data.SyntheticTriModal` with a synergy label (``y = (code_v
 + code_audio) mod C``: no single modality carries it), ``ws-sparse`` starts from the
 blocked ring at ``beta = 0`` (few cross-modal edges) and five variants train at the same
 edge budget and seeds: fixed ``beta = 0``, fixed ``beta = 0.3``, learnable beta (from
-``beta_init = 0.01``), SET and RigL rewiring (from ``beta = 0``). Each epoch records
+``beta_init = 0.01`` and from 0.3), SET and RigL rewiring (from ``beta = 0``). Each epoch records
 beta and the (expected) cross-modal edge fraction of the first WS layer.
 """
 
@@ -28,6 +28,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fixed beta=0": {"fusion_options": {"beta": 0.0}},
     "fixed beta=0.3": {"fusion_options": {"beta": 0.3}},
     "learnable beta": {"fusion_options": {"beta": 0.01, "topology": "learnable"}},
+    "learnable beta (init 0.3)": {"fusion_options": {"beta": 0.3, "topology": "learnable"}},
     "SET": {"fusion_options": {"beta": 0.0}, "rewire": "set"},
     "RigL": {"fusion_options": {"beta": 0.0}, "rewire": "rigl"},
 }
@@ -107,7 +108,8 @@ def run(
 def table(results: dict[str, Any]) -> str:
     lines = ["| variant | test acc (mean ± std) | final beta | final cross-modal fraction |", "|---|---|---|---|"]
     for name, row in results["variants"].items():
-        beta = np.nanmean([b[-1] for b in row["beta"]])
+        finals = [b[-1] for b in row["beta"]]
+        beta = float("nan") if np.isnan(finals).all() else float(np.mean(finals))
         cross = np.mean([c[-1] for c in row["cross_modal"]])
         lines.append(f"| {name} | {row['test_acc_mean']:.3f} ± {row['test_acc_std']:.3f} | "
                      f"{'-' if np.isnan(beta) else f'{beta:.3f}'} | {cross:.3f} |")
@@ -124,9 +126,11 @@ def write(results: dict[str, Any], out: Path) -> None:
     for i, key in enumerate(("beta", "cross_modal")):
         ax = fig.add_subplot(1, 2, i + 1)
         for name, row in results["variants"].items():
-            curve = np.nanmean(np.array(row[key], dtype=float), axis=0)
-            if not np.all(np.isnan(curve)):
-                ax.plot(np.arange(1, curve.size + 1), curve, marker="o", ms=3, label=name)
+            values = np.array(row[key], dtype=float)
+            if np.isnan(values).all():  # rewired graphs have no beta
+                continue
+            curve = values.mean(axis=0)
+            ax.plot(np.arange(1, curve.size + 1), curve, marker="o", ms=3, label=name)
         ax.set(xlabel="epoch", ylabel="beta" if key == "beta" else "cross-modal edge fraction",
                title="beta over training" if key == "beta" else "cross-modal edges over training")
         ax.grid(alpha=0.3)
