@@ -113,3 +113,14 @@ def test_train_cli_with_learnable_topology_and_rewiring(tmp_path, capsys):
                      "--option", "nodes_per_modality=8", "--option", "k=4", "--epochs", "1", "--batch-size", "8",
                      "--out", str(tmp_path / extra[1]), *extra]) == 0
         assert 0.0 <= json.loads(capsys.readouterr().out)["test_acc"] <= 1.0
+
+
+def test_data_fetch_prints_the_verified_files(tmp_path, capsys, monkeypatch):
+    from wsfusion.data import sources
+
+    fetched = {"mnist": tmp_path / "mnist_5k.csv.gz", "fsdd": tmp_path / "digits.npz"}
+    monkeypatch.setattr(sources, "fetch_all", lambda root=None: fetched)
+    monkeypatch.setattr("wsfusion.data.fetch_all", lambda root=None: fetched)
+    assert main(["data", "fetch", "--root", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"mnist  {fetched['mnist']}", f"fsdd   {fetched['fsdd']}"]
