@@ -179,3 +179,16 @@ def test_topology_option_errors():
         SparseWSFusion(DIMS, 3, topology="random")
     with pytest.raises(ValueError, match=r"topology_options need topology='learnable'"):
         SparseWSFusion(DIMS, 3, topology_options={"per_pair": True})
+
+
+@pytest.mark.parametrize("conv", ["rgcn", "attention"])
+def test_graph_fusion_with_a_learnable_topology_trains_beta(conv):
+    module = WSGraphFusion(DIMS, 5, segments=6, node_dim=8, k=4, beta=0.3, conv=conv, heads=2, topology="learnable",
+                           topology_options={"per_pair": True})
+    module(features(make_gnn(False))).square().sum().backward()
+    assert module.topology.beta_logit.grad is not None and module.topology.beta_logit.grad.abs().sum() > 0
+    module.eval()
+    x = features(make_gnn(False))
+    torch.testing.assert_close(module(x), module(x))  # the evaluation graph is deterministic
+    with pytest.raises(ValueError, match=r"WSGraphFusion: topology must be 'fixed' or 'learnable', got 'x'"):
+        WSGraphFusion(DIMS, 5, topology="x")

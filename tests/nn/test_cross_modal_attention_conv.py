@@ -166,3 +166,19 @@ def test_errors(graph):
         conv(torch.ones(12, 6, dtype=torch.long), graph)
     with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), got 1.0"):
         CrossModalAttentionConv(6, 8, dropout=1.0)
+
+
+def test_zero_one_edge_weights_equal_the_graph_without_those_edges(graph):
+    conv = CrossModalAttentionConv(6, 8, heads=2, num_relations=graph.num_relations)
+    x = torch.randn(2, graph.num_nodes, 6)
+    keep = torch.rand(graph.edge_index.shape[1]) > 0.4
+    out, (_, alpha) = conv(x, graph.edge_index, graph.edge_type, edge_weight=keep.float(), return_attention_weights=True)
+    torch.testing.assert_close(out, conv(x, graph.edge_index[:, keep], graph.edge_type[keep]))
+    assert torch.equal(alpha[:, ~keep], torch.zeros_like(alpha[:, ~keep]))
+
+
+def test_edge_weight_gets_a_finite_gradient(graph):
+    conv = CrossModalAttentionConv(6, 8, heads=2)
+    weight = (torch.rand(graph.edge_index.shape[1]) > 0.5).float().requires_grad_()
+    conv(torch.randn(graph.num_nodes, 6), graph, edge_weight=weight).square().sum().backward()
+    assert torch.isfinite(weight.grad).all() and weight.grad.abs().sum() > 0

@@ -139,3 +139,21 @@ def test_errors(graph):
         conv(x, graph, node_mask=torch.ones(11, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"aggr must be 'mean' or 'add', got 'max'"):
         CrossModalConv(6, 5, 9, aggr="max")
+
+
+@pytest.mark.parametrize("aggr", ["mean", "add"])
+def test_zero_one_edge_weights_equal_the_graph_without_those_edges(graph, aggr):
+    conv = CrossModalConv(6, 5, graph.num_relations, aggr=aggr)
+    x = torch.randn(2, graph.num_nodes, 6)
+    keep = torch.rand(graph.edge_index.shape[1]) > 0.4
+    out = conv(x, graph.edge_index, graph.edge_type, edge_weight=keep.float())
+    torch.testing.assert_close(out, conv(x, graph.edge_index[:, keep], graph.edge_type[keep]))
+
+
+def test_edge_weight_gets_a_gradient_and_is_checked(graph):
+    conv = CrossModalConv(6, 5, graph.num_relations)
+    weight = torch.rand(graph.edge_index.shape[1], requires_grad=True)
+    conv(torch.randn(graph.num_nodes, 6), graph, edge_weight=weight).square().sum().backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"CrossModalConv: edge_weight must be a floating-point tensor of shape \[E\] = \[48\], got \[47\]"):
+        conv(torch.randn(graph.num_nodes, 6), graph, edge_weight=torch.ones(47))

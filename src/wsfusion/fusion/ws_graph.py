@@ -66,6 +66,12 @@ class WSGraphFusion(FusionModule):
             are the segments/tokens of each modality). (default: :obj:`None`)
         dropout (float, optional): Dropout on each layer's update. (default: :obj:`0.1`)
         allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
+        topology (str, optional): ``"fixed"``, or ``"learnable"``: message passing
+            runs over the candidate edges of a :class:`~wsfusion.topology.LearnableWSGraph`
+            (same nodes, ``k``, seed, order; ``beta`` as its initial value), each message
+            gated by its edge's sampled gate, so ``beta`` is trained. (default: :obj:`"fixed"`)
+        topology_options (Mapping, optional): Options of ``LearnableWSGraph``
+            (``per_pair``, ``edge_logits``, ``temperature``, ...). (default: :obj:`None`)
 
     Shapes:
         - **input:** ``{m: (B, D_m)}``, or ``{m: (B, T_m, D_m)}`` with ``tokens``;
@@ -92,8 +98,14 @@ class WSGraphFusion(FusionModule):
         graph: CrossModalGraph | None = None,
         dropout: float = 0.1,
         allow_missing: bool = False,
+        topology: str = "fixed",
+        topology_options: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(modality_dims, out_dim, allow_missing)
+        if topology not in ("fixed", "learnable"):
+            raise ValueError(f"WSGraphFusion: topology must be 'fixed' or 'learnable', got {topology!r}")
+        if topology_options and topology != "learnable":
+            raise ValueError("WSGraphFusion: topology_options need topology='learnable'")
         if conv not in CONVS:
             raise ValueError(f"conv must be one of {CONVS}, got {conv!r}")
         if readout not in READOUTS:
@@ -128,10 +140,25 @@ class WSGraphFusion(FusionModule):
         else:
             self.register_parameter("pool_query", None)
             self.head = nn.Linear(len(self.graph.modalities) * node_dim, out_dim)
+        self.topology = None
+        edge_index = self.graph.edge_index
+        if topology == "learnable":
+            from wsfusion.topology import LearnableWSGraph
+
+            g = self.graph
+            self.topology = LearnableWSGraph(
+                dict(g.node_counts), g.k if g.k is not None else k,
+                **{"beta_init": min(max(g.beta if g.beta is not None else beta, 0.01), 0.99),
+                   "seed": g.seed if g.seed is not None else 0, "order": g.order or order,
+                   **dict(topology_options or {})},
+            )
+            edge_index = self.topology.edge_index
         # Graph tensors as buffers so they follow the module to its device.
-        self.register_buffer("edge_index", self.graph.edge_index, persistent=False)
-        self.register_buffer("edge_type", self.graph.edge_type, persistent=False)
-        self.register_buffer("node_modality", self.graph.node_modality, persistent=False)
+        node_modality = self.graph.node_modality
+        self.register_buffer("edge_index", edge_index.clone(), persistent=False)
+        self.register_buffer("edge_type", node_modality[edge_index[0]] * len(self.graph.modalities)
+                             + node_modality[edge_index[1]], persistent=False)
+        self.register_buffer("node_modality", node_modality, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -157,10 +184,13 @@ class WSGraphFusion(FusionModule):
         """``[B, N]`` bool: a node is present when its modality is present in that sample."""
         return torch.stack([mask[m] for m in self.graph.modalities], dim=1)[:, self.node_modality]
 
-    def message_passing(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, node_mask: Tensor | None) -> Tensor:
+    def message_passing(
+        self, x: Tensor, edge_index: Tensor, edge_type: Tensor, node_mask: Tensor | None,
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
         """The ``num_layers`` residual conv blocks over ``x [B, N, node_dim]``."""
         for conv, norm in zip(self.convs, self.norms):
-            update = conv(x, edge_index, edge_type, node_mask=node_mask)
+            update = conv(x, edge_index, edge_type, node_mask=node_mask, edge_weight=edge_weight)
             if self.conv_type == "rgcn":
                 update = torch.relu(update)
             x = norm(x + self.dropout(update))
@@ -184,7 +214,9 @@ class WSGraphFusion(FusionModule):
         batch, mask = self.check_inputs(features, mask)
         self._check_token_counts(features)
         node_mask = self.node_mask(mask)
-        x = self.message_passing(self.nodes(features, batch), self.edge_index, self.edge_type, node_mask)
+        # Learnable topology: one gate per candidate edge (a sample in training, the most probable graph in eval).
+        gates = None if self.topology is None else self.topology()
+        x = self.message_passing(self.nodes(features, batch), self.edge_index, self.edge_type, node_mask, gates)
         return self.pool(x, node_mask)
 
     def _check_token_counts(self, features: Mapping[str, Tensor]) -> None:

@@ -60,3 +60,14 @@ def check_node_mask(layer: str, node_mask: Tensor | None, x: Tensor) -> Tensor |
         want = " or ".join(format_shape(s) for s in allowed)
         raise ValueError(f"{layer}: node_mask must be a bool tensor of shape {want}, got {got}")
     return node_mask
+
+
+def check_edge_weight(layer: str, edge_weight: Tensor | None, edge_index: Tensor, x: Tensor) -> Tensor | None:
+    """``edge_weight`` must be a floating-point ``[E]`` tensor (one weight per edge, shared by the batch)."""
+    if edge_weight is None:
+        return None
+    num_edges = edge_index.shape[1]
+    if not isinstance(edge_weight, Tensor) or tuple(edge_weight.shape) != (num_edges,) or not edge_weight.is_floating_point():
+        got = (format_shape(tuple(edge_weight.shape)) + f" {edge_weight.dtype}") if isinstance(edge_weight, Tensor) else type(edge_weight).__name__
+        raise ValueError(f"{layer}: edge_weight must be a floating-point tensor of shape [E] = [{num_edges}], got {got}")
+    return edge_weight.to(device=x.device, dtype=x.dtype)

@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
-from torch_geometric.utils import softmax
+from torch_geometric.utils import scatter, softmax
 
 from wsfusion._validation import check_positive_int, check_probability
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.nn._inputs import check_features, check_node_mask, resolve_edges
+from wsfusion.nn._inputs import check_edge_weight, check_features, check_node_mask, resolve_edges
 
 
 class CrossModalAttentionConv(MessagePassing):
@@ -35,6 +35,10 @@ class CrossModalAttentionConv(MessagePassing):
 
     ``node_mask`` removes nodes: a masked node is no key for anyone and its
     own output is zero, exactly as on the graph without those nodes.
+    ``edge_weight`` (``[E]``, e.g. learnable-topology gates) multiplies each
+    coefficient before renormalising over the target's incoming edges
+    (:math:`\mathrm{softmax}(s + \log w)`); 0/1 weights equal the graph
+    without the zero-weight edges.
 
     Args:
         in_channels (int): Input features per node.
@@ -99,12 +103,14 @@ class CrossModalAttentionConv(MessagePassing):
         edge_type: Tensor | None = None,
         node_mask: Tensor | None = None,
         return_attention_weights: bool = False,
+        edge_weight: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
         name = type(self).__name__
         x = check_features(name, x, self.in_channels)
         num_nodes = x.shape[-2]
         edge_index, edge_type = resolve_edges(name, edge_index, edge_type, num_nodes, x.device)
         node_mask = check_node_mask(name, node_mask, x)
+        edge_weight = check_edge_weight(name, edge_weight, edge_index, x)
         if self.relation is not None:
             if edge_type is None:
                 raise ValueError(f"{name}: edge_type is required with relation embeddings, or pass a CrossModalGraph")
@@ -120,7 +126,7 @@ class CrossModalAttentionConv(MessagePassing):
         source_present = None if node_mask is None else node_mask[..., edge_index[0]]
         out = self.propagate(
             edge_index, query=query, key=key, value=value, relation=relation,
-            source_present=source_present, size=(num_nodes, num_nodes),
+            source_present=source_present, edge_weight=edge_weight, size=(num_nodes, num_nodes),
         )
         alpha = self._alpha
         self._alpha = None
@@ -138,6 +144,7 @@ class CrossModalAttentionConv(MessagePassing):
         value_j: Tensor,
         relation: Tensor | None,
         source_present: Tensor | None,
+        edge_weight: Tensor | None,
         index: Tensor,
         ptr: Tensor | None,
         size_i: int | None,
@@ -153,6 +160,12 @@ class CrossModalAttentionConv(MessagePassing):
         alpha = softmax(score, index, ptr, size_i, dim=-2)
         if source_present is not None:
             alpha = alpha * present.to(alpha.dtype)
+        if edge_weight is not None:
+            # Gate the coefficients and renormalise over each target's incoming edges:
+            # softmax(s + log w), without log(0) for closed gates.
+            alpha = alpha * edge_weight.unsqueeze(-1)
+            total = scatter(alpha, index, dim=-2, dim_size=size_i, reduce="sum")
+            alpha = alpha / total.index_select(-2, index).clamp(min=torch.finfo(alpha.dtype).tiny)
         self._alpha = alpha
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         return value_j * alpha.unsqueeze(-1)

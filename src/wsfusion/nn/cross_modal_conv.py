@@ -7,7 +7,7 @@ from torch_geometric.utils import scatter
 
 from wsfusion._validation import check_positive_int
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.nn._inputs import check_features, check_node_mask, resolve_edges
+from wsfusion.nn._inputs import check_edge_weight, check_features, check_node_mask, resolve_edges
 
 
 class CrossModalConv(MessagePassing):
@@ -26,7 +26,10 @@ class CrossModalConv(MessagePassing):
     ``node_mask`` removes nodes from message passing: a masked node sends
     nothing and its own output is zero, and the mean counts only the
     neighbours present. The result equals running the layer on the graph
-    without those nodes.
+    without those nodes. ``edge_weight`` (``[E]``, e.g. the gates of a
+    :class:`~wsfusion.topology.LearnableWSGraph`) scales each message, and the
+    mean divides by the sum of the weights; with 0/1 weights this equals the
+    graph without the zero-weight edges.
 
     Args:
         in_channels (int): Input features per node.
@@ -43,7 +46,8 @@ class CrossModalConv(MessagePassing):
         - **input:** node features :math:`(N, F_{in})` or a batch over one
           static graph :math:`(B, N, F_{in})`; ``edge_index`` :math:`(2, E)`
           with ``edge_type`` :math:`(E)`, or a :class:`CrossModalGraph`;
-          optional ``node_mask`` :math:`(N)` or :math:`(B, N)`
+          optional ``node_mask`` :math:`(N)` or :math:`(B, N)`; optional
+          ``edge_weight`` :math:`(E)`
         - **output:** :math:`(N, F_{out})` or :math:`(B, N, F_{out})`
     """
 
@@ -98,6 +102,7 @@ class CrossModalConv(MessagePassing):
         edge_index: Tensor | CrossModalGraph,
         edge_type: Tensor | None = None,
         node_mask: Tensor | None = None,
+        edge_weight: Tensor | None = None,
     ) -> Tensor:
         name = type(self).__name__
         x = check_features(name, x, self.in_channels)
@@ -108,6 +113,7 @@ class CrossModalConv(MessagePassing):
             raise ValueError(f"{name}: edge_type is required (one relation id per edge), or pass a CrossModalGraph")
         if edge_type.numel() and int(edge_type.max()) >= self.num_relations:
             raise ValueError(f"{name}: edge_type has relation {int(edge_type.max())} but num_relations={self.num_relations}")
+        edge_weight = check_edge_weight(name, edge_weight, edge_index, x)
         if node_mask is not None:
             x = x * node_mask.unsqueeze(-1).to(x.dtype)  # masked nodes send nothing
 
@@ -117,9 +123,11 @@ class CrossModalConv(MessagePassing):
         h = torch.einsum("...nf,rfo->...nro", x, self.relation_weights()).flatten(-3, -2)
         src, dst = edge_index
         typed = torch.stack([src * relations + edge_type, dst])
-        out = self.propagate(typed, x=h, size=(num_nodes * relations, num_nodes))
+        out = self.propagate(typed, x=h, edge_weight=edge_weight, size=(num_nodes * relations, num_nodes))
         if self.mean:
             present = torch.ones_like(src, dtype=x.dtype) if node_mask is None else node_mask[..., src].to(x.dtype)
+            if edge_weight is not None:
+                present = present * edge_weight
             count = scatter(present, dst, dim=-1, dim_size=num_nodes, reduce="sum")
             out = out / count.clamp(min=1).unsqueeze(-1)
         if self.root is not None:
@@ -130,8 +138,8 @@ class CrossModalConv(MessagePassing):
             out = out * node_mask.unsqueeze(-1).to(out.dtype)
         return out
 
-    def message(self, x_j: Tensor) -> Tensor:
-        return x_j
+    def message(self, x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
+        return x_j if edge_weight is None else x_j * edge_weight.unsqueeze(-1)
 
     def __repr__(self) -> str:
         return (
