@@ -59,3 +59,11 @@ def test_markdown_table_has_a_row_per_fusion(report):
     lines = (out / "results.md").read_text().splitlines()
     assert sum(line.startswith("| `") for line in lines) == 3
     assert "test acc (2 seeds)" in lines[2]
+
+
+def test_rerunning_reuses_the_finished_runs(report):
+    out, results = report
+    again = compare(BASE, ["late", "ws-sparse", "ws-gnn"], seeds=(0, 1), out=out, fusion_options=OPTIONS, progress=False)
+    for a, b in zip(results["rows"], again["rows"]):
+        assert a["test_acc"] == b["test_acc"] and a["train_seconds"] == b["train_seconds"]
+        assert a["missing_acc"] == b["missing_acc"] and a["noise_auc"] == b["noise_auc"]

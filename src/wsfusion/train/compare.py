@@ -84,7 +84,10 @@ def compare(
     parameters, training time, inference latency, the area under the
     accuracy-vs-noise curve (noise on one modality at a time, averaged over
     modalities) and the accuracy with each modality missing. With ``out``,
-    writes ``results.json``, ``results.md`` and PNG plots there.
+    writes ``results.json``, ``results.md`` and PNG plots there; each run
+    checkpoints under ``out/runs/``, so rerunning the same comparison after a
+    crash or kill continues where it stopped (finished runs are only
+    re-evaluated).
     """
     fusions = list(fusions or fusion_registry.available())
     fusion_options = dict(fusion_options or {})
@@ -98,7 +101,8 @@ def compare(
             config = base.replace(fusion=name, seed=seed, fusion_options=dict(fusion_options.get(name, {})))
             datasets = datasets_by_seed[seed]
             run_dir = None if out is None else Path(out) / "runs" / f"{name}-seed{seed}"
-            result, model = train(config, run_dir, datasets=datasets, progress=False)
+            # resume=True: rerunning the same command continues unfinished runs and re-evaluates finished ones.
+            result, model = train(config, run_dir, resume=run_dir is not None, datasets=datasets, progress=False)
             test = datasets[2]
             modalities = list(test.inputs)
             robustness = {
