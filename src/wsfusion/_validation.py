@@ -112,3 +112,11 @@ def check_probability(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
+
+
+def check_heads(dim: object, dim_name: str, heads: object, heads_name: str) -> tuple[int, int]:
+    """Both positive integers and ``heads`` divides ``dim`` (multi-head attention)."""
+    dim, heads = check_positive_int(dim, dim_name), check_positive_int(heads, heads_name)
+    if dim % heads:
+        raise ValueError(f"{dim_name}={dim} must be divisible by {heads_name}={heads}")
+    return dim, heads

@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from wsfusion._validation import check_positive_int, check_probability
+from wsfusion._validation import check_heads, check_positive_int, check_probability
 from wsfusion.encoders.base import ModalityEncoder
 
 
@@ -51,8 +51,7 @@ class TextEncoder(ModalityEncoder):
         self.input_shape = (check_positive_int(seq_len, "seq_len"), check_positive_int(in_dim, "in_dim"))
         self.out_dim = check_positive_int(out_dim, "out_dim")
         self.num_tokens = seq_len
-        if out_dim % check_positive_int(num_heads, "num_heads"):
-            raise ValueError(f"out_dim={out_dim} must be divisible by num_heads={num_heads}")
+        check_heads(out_dim, "out_dim", num_heads, "num_heads")
         self.embed = nn.Linear(in_dim, out_dim)
         self.position = nn.Parameter(torch.zeros(1, seq_len, out_dim))
         layer = nn.TransformerEncoderLayer(

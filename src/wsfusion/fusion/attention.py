@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from wsfusion._validation import check_positive_int, check_probability
+from wsfusion._validation import check_heads, check_positive_int, check_probability
 from wsfusion.fusion.base import FusionModule
 
 
@@ -64,9 +64,7 @@ class CrossModalAttention(FusionModule):
         allow_missing: bool = False,
     ) -> None:
         super().__init__(modality_dims, out_dim, allow_missing)
-        embed_dim = check_positive_int(embed_dim, "embed_dim")
-        if embed_dim % check_positive_int(num_heads, "num_heads"):
-            raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+        embed_dim, num_heads = check_heads(embed_dim, "embed_dim", num_heads, "num_heads")
         dropout = check_probability(dropout, "dropout")
         self.proj = nn.ModuleDict({m: nn.Linear(d, embed_dim) for m, d in self.modality_dims.items()})
         self.attn = nn.ModuleDict({

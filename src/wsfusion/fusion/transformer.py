@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from wsfusion._validation import check_positive_int, check_probability
+from wsfusion._validation import check_heads, check_positive_int, check_probability
 from wsfusion.fusion.attention import as_tokens
 from wsfusion.fusion.base import FusionModule
 
@@ -55,9 +55,7 @@ class MultiModalTransformer(FusionModule):
         allow_missing: bool = False,
     ) -> None:
         super().__init__(modality_dims, out_dim, allow_missing)
-        embed_dim = check_positive_int(embed_dim, "embed_dim")
-        if embed_dim % check_positive_int(num_heads, "num_heads"):
-            raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+        embed_dim, num_heads = check_heads(embed_dim, "embed_dim", num_heads, "num_heads")
         self.proj = nn.ModuleDict({m: nn.Linear(d, embed_dim) for m, d in self.modality_dims.items()})
         self.modality_embedding = nn.Parameter(torch.empty(len(self.modalities), embed_dim))
         self.cls = nn.Parameter(torch.empty(1, 1, embed_dim))

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter, softmax
 
-from wsfusion._validation import check_positive_int, check_probability
+from wsfusion._validation import check_heads, check_positive_int, check_probability
 from wsfusion.graphs import CrossModalGraph
 from wsfusion.nn._inputs import check_edge_weight, check_features, check_node_mask, resolve_edges
 
@@ -73,9 +73,7 @@ class CrossModalAttentionConv(MessagePassing):
         super().__init__(aggr="add", node_dim=-3)
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
-        self.heads = check_positive_int(heads, "heads")
-        if out_channels % heads:
-            raise ValueError(f"out_channels={out_channels} must be divisible by heads={heads}")
+        _, self.heads = check_heads(out_channels, "out_channels", heads, "heads")
         self.head_dim = out_channels // heads
         self.num_relations = None if num_relations is None else check_positive_int(num_relations, "num_relations")
         self.dropout = check_probability(dropout, "dropout")
