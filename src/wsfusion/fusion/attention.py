@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from wsfusion._validation import check_heads, check_positive_int, check_probability
+from wsfusion._validation import check_heads, check_probability
 from wsfusion.fusion.base import FusionModule
 
 
