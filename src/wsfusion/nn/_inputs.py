@@ -71,3 +71,12 @@ def check_edge_weight(layer: str, edge_weight: Tensor | None, edge_index: Tensor
         got = (format_shape(tuple(edge_weight.shape)) + f" {edge_weight.dtype}") if isinstance(edge_weight, Tensor) else type(edge_weight).__name__
         raise ValueError(f"{layer}: edge_weight must be a floating-point tensor of shape [E] = [{num_edges}], got {got}")
     return edge_weight.to(device=x.device, dtype=x.dtype)
+
+
+def check_edge_type(layer: str, edge_type: Tensor | None, num_relations: int, needed_for: str) -> Tensor:
+    """``edge_type`` must be given and hold relation ids below ``num_relations``."""
+    if edge_type is None:
+        raise ValueError(f"{layer}: edge_type is required {needed_for}, or pass a CrossModalGraph")
+    if edge_type.numel() and int(edge_type.max()) >= num_relations:
+        raise ValueError(f"{layer}: edge_type has relation {int(edge_type.max())} but num_relations={num_relations}")
+    return edge_type

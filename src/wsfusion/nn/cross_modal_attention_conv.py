@@ -10,7 +10,7 @@ from torch_geometric.utils import scatter, softmax
 
 from wsfusion._validation import check_heads, check_positive_int, check_probability
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.nn._inputs import check_edge_weight, check_features, check_node_mask, resolve_edges
+from wsfusion.nn._inputs import check_edge_type, check_edge_weight, check_features, check_node_mask, resolve_edges
 
 
 class CrossModalAttentionConv(MessagePassing):
@@ -110,10 +110,7 @@ class CrossModalAttentionConv(MessagePassing):
         node_mask = check_node_mask(name, node_mask, x)
         edge_weight = check_edge_weight(name, edge_weight, edge_index, x)
         if self.relation is not None:
-            if edge_type is None:
-                raise ValueError(f"{name}: edge_type is required with relation embeddings, or pass a CrossModalGraph")
-            if edge_type.numel() and int(edge_type.max()) >= self.num_relations:
-                raise ValueError(f"{name}: edge_type has relation {int(edge_type.max())} but num_relations={self.num_relations}")
+            edge_type = check_edge_type(name, edge_type, self.num_relations, "with relation embeddings")
 
         lead = x.shape[:-1]
         split = (*lead, self.heads, self.head_dim)

@@ -7,7 +7,7 @@ from torch_geometric.utils import scatter
 
 from wsfusion._validation import check_positive_int
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.nn._inputs import check_edge_weight, check_features, check_node_mask, resolve_edges
+from wsfusion.nn._inputs import check_edge_type, check_edge_weight, check_features, check_node_mask, resolve_edges
 
 
 class CrossModalConv(MessagePassing):
@@ -109,10 +109,7 @@ class CrossModalConv(MessagePassing):
         num_nodes = x.shape[-2]
         edge_index, edge_type = resolve_edges(name, edge_index, edge_type, num_nodes, x.device)
         node_mask = check_node_mask(name, node_mask, x)
-        if edge_type is None:
-            raise ValueError(f"{name}: edge_type is required (one relation id per edge), or pass a CrossModalGraph")
-        if edge_type.numel() and int(edge_type.max()) >= self.num_relations:
-            raise ValueError(f"{name}: edge_type has relation {int(edge_type.max())} but num_relations={self.num_relations}")
+        edge_type = check_edge_type(name, edge_type, self.num_relations, "(one relation id per edge)")
         edge_weight = check_edge_weight(name, edge_weight, edge_index, x)
         if node_mask is not None:
             x = x * node_mask.unsqueeze(-1).to(x.dtype)  # masked nodes send nothing
