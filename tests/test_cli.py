@@ -48,7 +48,8 @@ def test_bench_params_suite_prints_json(capsys):
 
     assert main(["bench", "--suite", "params", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert [row["fusion"] for row in results["params"]] == list(fusion.available())
+    fusions = [n for n in fusion.available() if fusion.fusion_class(n).family != "unimodal"]
+    assert [row["fusion"] for row in results["params"]] == fusions
     dense = next(r for r in results["params"] if r["fusion"] == "ws-dense")
     sparse = next(r for r in results["params"] if r["fusion"] == "ws-sparse")
     assert dense["used"] == sparse["parameters"] < dense["parameters"]
@@ -124,3 +125,40 @@ def test_data_fetch_prints_the_verified_files(tmp_path, capsys, monkeypatch):
     assert main(["data", "fetch", "--root", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"mnist  {fetched['mnist']}", f"fsdd   {fetched['fsdd']}"]
+
+
+@pytest.mark.parametrize("text, seeds", [("3", [0, 1, 2]), ("1", [0]), ("11,12,13", [11, 12, 13]), ("7,", [7])])
+def test_seeds_take_a_count_or_a_list(text, seeds, monkeypatch):
+    seen = {}
+
+    def fake_compare(base, names, seeds, out, fusion_options):
+        seen.update(seeds=seeds, names=names, options=fusion_options, patience=base.patience)
+        return {"rows": [], "config": {"seeds": seeds}}
+
+    monkeypatch.setattr("wsfusion.train.compare.compare", fake_compare)
+    assert main(["compare", "--data", "synthetic", "--seeds", text, "--patience", "none"]) == 0
+    assert seen["seeds"] == seeds and seen["names"] is None and seen["patience"] is None
+
+
+@pytest.mark.parametrize("text", ["0", "a,b", "3,3", "-1,2"])
+def test_bad_seeds_are_argparse_errors(text, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--data", "synthetic", "--seeds", text])
+    assert exc.value.code == 2
+    assert "--seeds" in capsys.readouterr().err
+
+
+def test_compare_reads_fusion_options_from_a_tuning_summary(tmp_path, monkeypatch):
+    import json
+
+    seen = {}
+    monkeypatch.setattr("wsfusion.train.compare.compare",
+                        lambda base, names, seeds, out, fusion_options: seen.update(options=fusion_options)
+                        or {"rows": [], "config": {"seeds": seeds}})
+    summary = tmp_path / "chosen.json"
+    summary.write_text(json.dumps({"chosen": {"low-rank": {"rank": 8}}, "grid": {}}))
+    assert main(["compare", "--data", "synthetic", "--fusions", "low-rank,only-audio",
+                 "--fusion-options", str(summary)]) == 0
+    assert seen["options"] == {"low-rank": {"rank": 8}}
+    with pytest.raises(SystemExit, match="cannot read --fusion-options"):
+        main(["compare", "--data", "synthetic", "--fusion-options", str(tmp_path / "nope.json")])

@@ -152,6 +152,7 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``compare`` (fields of TrainConfig)."""
+    from wsfusion.encoders import POOLS
     from wsfusion.train.config import DATASETS
 
     p.add_argument("--data", choices=DATASETS, default="av-digits", help="dataset (default: av-digits)")
@@ -163,7 +164,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=10, help="epoch budget (default: 10)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size per process (default: 64)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default: 2e-3)")
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (default: 5)")
+    p.add_argument("--patience", type=_parse_patience, default=5,
+                   help="early-stopping patience in epochs, or 'none' to train the whole budget (default: 5)")
     p.add_argument("--modality-dropout", type=float, default=0.0,
                    help="train-time probability of dropping each modality (default: 0)")
     p.add_argument("--rewire", choices=("set", "rigl"),
@@ -171,6 +173,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rewire-every", type=int, default=50, help="steps between rewiring updates (default: 50)")
     p.add_argument("--rewire-alpha", type=float, default=0.3,
                    help="initial fraction of edges replaced per update, cosine-decayed (default: 0.3)")
+    p.add_argument("--encoder-pool", choices=POOLS, default="flatten",
+                   help="how encoders pool their tokens for pooled fusions (default: flatten)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--out", metavar="DIR", help="run folder for metrics, checkpoints and reports")
 
@@ -183,8 +187,54 @@ def _config(args: argparse.Namespace, **extra: object):
         synthetic_samples=args.synthetic_samples, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience,
         modality_dropout=args.modality_dropout, rewire=args.rewire, rewire_every=args.rewire_every,
-        rewire_alpha=args.rewire_alpha, device=args.device, **extra,
+        rewire_alpha=args.rewire_alpha, encoder_pool=args.encoder_pool, device=args.device, **extra,
     )
+
+
+def _parse_patience(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """``3`` means seeds 0, 1, 2; ``11,12,13`` those seeds."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a seed count (3) or a comma-separated list (11,12,13), got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one seed, got {text!r}")
+    if "," not in text:
+        if values[0] < 1:
+            raise argparse.ArgumentTypeError(f"the seed count must be positive, got {text!r}")
+        return list(range(values[0]))
+    if any(v < 0 for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers, got {text!r}")
+    return values
+
+
+def _parse_modalities(text: str) -> list[str]:
+    return [m for m in text.split(",") if m]
+
+
+def _load_fusion_options(path: str | None) -> dict[str, dict[str, object]]:
+    """``{fusion: {option: value}}`` from a JSON file (e.g. the choices of a validation grid)."""
+    import json
+
+    if path is None:
+        return {}
+    try:
+        options = json.loads(open(path).read())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"wsfusion: cannot read --fusion-options {path}: {exc}") from None
+    options = options.get("chosen", options)  # a tuning summary holds them under "chosen"
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise SystemExit(f"wsfusion: --fusion-options {path} must hold a JSON object {{fusion: {{option: value}}}}")
+    return options
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
@@ -199,6 +249,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", default="ws-gnn", help="fusion name, see `wsfusion fusions` (default: ws-gnn)")
     p.add_argument("--option", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="fusion option, repeatable (e.g. --option conv=attention --option tokens=true)")
+    p.add_argument("--modalities", type=_parse_modalities, metavar="M1,M2",
+                   help="train on these modalities only (with --fusion unimodal: one of them)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists")
     p.set_defaults(handler=_run_train)
@@ -212,7 +264,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     if args.resume and not args.out:
         raise SystemExit("wsfusion train: --resume needs --out DIR (the folder holding checkpoint.pt)")
-    config = _config(args, fusion=args.fusion, seed=args.seed, fusion_options=dict(args.option))
+    config = _config(args, fusion=args.fusion, seed=args.seed, fusion_options=dict(args.option),
+                     modalities=args.modalities)
     result, _ = train(config, args.out, resume=args.resume)
     summary = {k: result[k] for k in ("test_acc", "val_acc", "best_epoch", "epochs_run", "stopped_early", "train_seconds")}
     if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun
@@ -230,19 +283,25 @@ def _add_compare(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     _add_run_options(p)
-    p.add_argument("--fusions", help="comma-separated names (default: all registered)")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds 0..N-1 (default: 1)")
+    p.add_argument("--fusions", help="comma-separated names, only-<modality> for a unimodal row "
+                                     "(default: every registered fusion and one unimodal row per modality)")
+    p.add_argument("--seeds", type=_parse_seeds, default=[0],
+                   help="a count N (seeds 0..N-1) or a comma-separated list such as 11,12,13 (default: 1)")
+    p.add_argument("--fusion-options", metavar="FILE.json",
+                   help="per-fusion options {fusion: {option: value}}, e.g. docs/results/tuning/chosen.json")
     p.set_defaults(handler=_run_compare)
 
 
 def _run_compare(args: argparse.Namespace) -> int:
     from wsfusion import fusion
-    from wsfusion.train.compare import compare, results_markdown
+    from wsfusion.train.compare import UNIMODAL_PREFIX, compare, results_markdown
 
-    names = args.fusions.split(",") if args.fusions else list(fusion.available())
-    for name in names:
-        fusion.fusion_class(name)  # unknown names fail before any training
-    results = compare(_config(args), names, seeds=range(args.seeds), out=args.out)
+    names = args.fusions.split(",") if args.fusions else None
+    for name in names or ():
+        if not name.startswith(UNIMODAL_PREFIX):
+            fusion.fusion_class(name)  # unknown names fail before any training
+    results = compare(_config(args), names, seeds=args.seeds, out=args.out,
+                      fusion_options=_load_fusion_options(args.fusion_options))
     print(results_markdown(results))
     if args.out:
         print(f"wrote results.json, results.md and plots to {args.out}")

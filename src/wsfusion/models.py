@@ -22,6 +22,12 @@ class MultiModalNetwork(nn.Module):
     A modality absent from the inputs (allowed when the fusion module was
     built with ``allow_missing=True``) is not encoded at all.
 
+    Padded sequences (audio frames, text tokens) take an ``input_mask``
+    ``{m: (B, L_m)}`` bool (:obj:`True` = real position): the encoder zeroes
+    and ignores the padding in its pooled vector, and token fusions get the
+    encoder's :meth:`~wsfusion.encoders.ModalityEncoder.token_mask` as their
+    ``token_mask`` (a key-padding mask), so padding is never attended to.
+
     Args:
         encoders (Mapping[str, nn.Module]): One encoder per modality; each
             returns ``[B, D_m]`` (and ``(pooled, tokens)`` with
@@ -32,7 +38,8 @@ class MultiModalNetwork(nn.Module):
             :obj:`None` returns the fused features. (default: :obj:`None`)
 
     Shapes:
-        - **input:** ``{m: (B, *input_shape_m)}``, optional ``mask {m: (B,)}`` bool
+        - **input:** ``{m: (B, *input_shape_m)}``, optional ``mask {m: (B,)}`` bool,
+          optional ``input_mask {m: (B, L_m)}`` bool
         - **output:** :math:`(B, out\_dim)` or the head's output
 
     Example:
@@ -59,7 +66,7 @@ class MultiModalNetwork(nn.Module):
             if fusion.accepts_tokens and not isinstance(encoder, ModalityEncoder):
                 raise TypeError(
                     f"{type(fusion).__name__} takes token sequences: encoder {name!r} must be a "
-                    "wsfusion.encoders.ModalityEncoder (forward(x, return_tokens=True))"
+                    "wsfusion.encoders.ModalityEncoder (encode_tokens(x, input_mask))"
                 )
         self.encoders = nn.ModuleDict({m: encoders[m] for m in fusion.modalities})
         self.fusion = fusion
@@ -69,14 +76,43 @@ class MultiModalNetwork(nn.Module):
     def modalities(self) -> tuple[str, ...]:
         return self.fusion.modalities
 
-    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Run each present modality's encoder: pooled ``[B, D]`` or tokens ``[B, T, D]``."""
+    def encode(
+        self, inputs: Mapping[str, Tensor], input_mask: Mapping[str, Tensor] | None = None
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Run each present modality's encoder.
+
+        Returns the features (pooled ``[B, D]``, or tokens ``[B, T, D]`` for a
+        token fusion) and, for the modalities given an ``input_mask``, their
+        token masks ``[B, T]`` (empty for pooled features).
+        """
         if not isinstance(inputs, Mapping):
             raise TypeError(f"MultiModalNetwork takes a mapping modality -> input tensor, got {type(inputs).__name__}")
         check_modality_keys(inputs, self.modalities, what="MultiModalNetwork", allow_missing=self.fusion.allow_missing)
-        if self.fusion.accepts_tokens:
-            return {m: self.encoders[m](x, return_tokens=True)[1] for m, x in inputs.items()}
-        return {m: self.encoders[m](x) for m, x in inputs.items()}
+        input_mask = dict(input_mask or {})
+        unknown = [m for m in input_mask if m not in self.modalities]
+        if unknown:
+            raise ValueError(
+                f"MultiModalNetwork: input_mask has unknown modality {unknown[0]!r}; expected keys {list(self.modalities)}"
+            )
+        features, token_mask = {}, {}
+        for m, x in inputs.items():
+            if self.fusion.accepts_tokens:
+                features[m], real = self.encoders[m].encode_tokens(x, input_mask.get(m))
+                if real is not None:
+                    token_mask[m] = real
+            elif m in input_mask:
+                features[m] = self.encoders[m](x, input_mask=input_mask[m])
+            else:
+                features[m] = self.encoders[m](x)  # any nn.Module works for pooled fusions
+        return features, token_mask
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> Tensor:
-        return self.head(self.fusion(self.encode(inputs), mask))
+    def forward(
+        self,
+        inputs: Mapping[str, Tensor],
+        mask: Mapping[str, Tensor] | None = None,
+        input_mask: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
+        features, token_mask = self.encode(inputs, input_mask)
+        if token_mask:
+            return self.head(self.fusion(features, mask, token_mask=token_mask))
+        return self.head(self.fusion(features, mask))

@@ -21,12 +21,113 @@ def test_shapes_pooled_and_tokens(make, shape, num_tokens):
     encoder = make()
     x = torch.randn(3, *shape)
     pooled, tokens = encoder(x, return_tokens=True)
-    assert encoder.num_tokens == num_tokens
+    assert encoder.num_tokens == num_tokens and encoder.pool == "flatten"
     assert pooled.shape == (3, encoder.out_dim)
     assert tokens.shape == (3, num_tokens, encoder.out_dim)
-    torch.testing.assert_close(pooled, tokens.mean(dim=1))
     encoder.eval()
     torch.testing.assert_close(encoder(x), encoder(x, return_tokens=True)[0])
+
+
+def pooled_by_hand(encoder, tokens, real):
+    """The three pooling rules written out over the real tokens only (``real`` a bool [T])."""
+    kept = tokens[:, real]
+    if encoder.pool == "mean":
+        return kept.mean(dim=1)
+    if encoder.pool == "attention":
+        weights = torch.softmax(kept @ encoder.pool_query / encoder.out_dim**0.5, dim=1)
+        return (weights.unsqueeze(-1) * kept).sum(dim=1)
+    flat = torch.zeros_like(tokens)
+    flat[:, real] = kept
+    return flat.flatten(1) @ encoder.pool_proj.weight.T + encoder.pool_proj.bias
+
+
+@pytest.mark.parametrize("pool", ["flatten", "attention", "mean"])
+@pytest.mark.parametrize("make, shape, num_tokens", CASES)
+def test_pooling_rules(make, shape, num_tokens, pool):
+    torch.manual_seed(0)
+    encoder = make().eval()
+    encoder.init_pool(pool)
+    pooled, tokens = encoder(torch.randn(3, *shape), return_tokens=True)
+    torch.testing.assert_close(pooled, pooled_by_hand(encoder, tokens, torch.ones(num_tokens, dtype=torch.bool)))
+
+
+def test_pooled_vector_keeps_the_layout_unless_mean():
+    # Swapping two tokens changes a flatten-pooled vector; the mean cannot tell.
+    encoder = VisualEncoder(in_channels=1, image_size=8, out_dim=8, channels=(4, 4, 4), grid=2).eval()
+    tokens = torch.randn(2, 4, 8)
+    swapped = tokens[:, [1, 0, 2, 3]]
+    assert not torch.allclose(encoder.pool_tokens(tokens), encoder.pool_tokens(swapped))
+    encoder.init_pool("mean")
+    torch.testing.assert_close(encoder.pool_tokens(tokens), encoder.pool_tokens(swapped))
+
+
+SEQUENCE_CASES = [
+    # (encoder factory, per-sample shape, how to write garbage into the padded positions past `length`)
+    (lambda pool: AudioEncoder(n_freq=13, n_frames=24, out_dim=16, channels=(4, 8, 8), pool=pool), (1, 13, 24),
+     lambda x, length: x[..., length:]),
+    (lambda pool: TextEncoder(in_dim=8, seq_len=6, out_dim=16, num_heads=2, pool=pool), (6, 8),
+     lambda x, length: x[:, length:]),
+]
+
+
+@pytest.mark.parametrize("pool", ["flatten", "attention", "mean"])
+@pytest.mark.parametrize("make, shape, padded", SEQUENCE_CASES)
+def test_padding_changes_nothing(make, shape, padded, pool):
+    torch.manual_seed(0)
+    encoder = make(pool).eval()
+    lengths = torch.tensor([shape[-1] if len(shape) == 3 else shape[0], 9, 2])  # full, partly padded, mostly padded
+    length_axis = encoder.sequence_length
+    lengths = lengths.clamp(max=length_axis)
+    input_mask = torch.arange(length_axis) < lengths[:, None]
+    x = torch.randn(3, *shape)
+    y = x.clone()
+    for i, n in enumerate(lengths.tolist()):
+        padded(y[i : i + 1], n).normal_(mean=5.0, std=3.0)  # garbage where there is no signal
+    pooled_x, tokens_x = encoder(x, return_tokens=True, input_mask=input_mask)
+    pooled_y, tokens_y = encoder(y, return_tokens=True, input_mask=input_mask)
+    torch.testing.assert_close(pooled_x, pooled_y)
+    torch.testing.assert_close(tokens_x, tokens_y)
+    # ... and padded tokens are left out of the pooled vector.
+    real = encoder.token_mask(input_mask)
+    for i in range(3):
+        torch.testing.assert_close(pooled_x[i : i + 1], pooled_by_hand(encoder, tokens_x[i : i + 1], real[i]))
+    # Without the mask the garbage does get in.
+    assert not torch.allclose(encoder(x), encoder(y))
+
+
+def test_audio_token_mask_covers_each_tokens_frames():
+    encoder = AudioEncoder(n_freq=8, n_frames=16)
+    input_mask = torch.arange(16) < torch.tensor([16, 5, 4, 0])[:, None]
+    assert encoder.token_mask(input_mask).tolist() == [
+        [True] * 4, [True, True, False, False], [True, False, False, False], [False] * 4
+    ]
+
+
+def test_text_encoder_does_not_attend_to_padding():
+    # A padded token's content cannot reach the real tokens through self-attention.
+    torch.manual_seed(0)
+    encoder = TextEncoder(in_dim=4, seq_len=5, out_dim=8, num_heads=2, pool="mean").eval()
+    x = torch.randn(1, 5, 4)
+    mask = torch.tensor([[True, True, True, False, False]])
+    _, tokens = encoder(x, return_tokens=True, input_mask=mask)
+    y = x.clone()
+    y[:, 3:] = 100.0
+    torch.testing.assert_close(encoder(y, return_tokens=True, input_mask=mask)[1][:, :3], tokens[:, :3])
+    # An all-padding sample stays finite.
+    assert torch.isfinite(encoder(x, input_mask=torch.zeros(1, 5, dtype=torch.bool))).all()
+
+
+def test_input_mask_errors():
+    audio = AudioEncoder(n_freq=8, n_frames=16)
+    x = torch.randn(2, 1, 8, 16)
+    with pytest.raises(ValueError, match=r"'audio' input_mask must have shape \[2, 16\], got \[2, 12\]"):
+        audio(x, input_mask=torch.ones(2, 12, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"'audio' input_mask must be a bool tensor of shape \[2, 16\], got dtype torch.float32"):
+        audio(x, input_mask=torch.ones(2, 16))
+    with pytest.raises(TypeError, match=r"the 'visual' encoder has no sequence axis: it takes no input_mask"):
+        VisualEncoder()(torch.randn(2, 3, 32, 32), input_mask=torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"'audio' encoder: pool must be one of \('flatten', 'attention', 'mean'\), got 'max'"):
+        AudioEncoder(pool="max")
 
 
 def test_notebook_defaults():

@@ -22,11 +22,15 @@ SMALL = {
     "ws-dense": dict(nodes_per_modality=8, k=4),
     "ws-sparse": dict(nodes_per_modality=8, k=4, num_layers=2),
     "ws-gnn": dict(segments=3, node_dim=8, k=4),
+    "ws-transformer": dict(embed_dim=8, num_heads=2, k=2),
 }
-NAMES = fusion.available()
+# Every fusion over several modalities (UnimodalFusion takes one and has tests of its own).
+NAMES = tuple(n for n in fusion.available() if fusion.fusion_class(n).family != "unimodal")
 
 
 def make(name, dims=DIMS, **kwargs):
+    if fusion.fusion_class(name).needs_token_counts:
+        kwargs.setdefault("tokens", {m: TOKENS.get(m, 2) for m in dims})
     return fusion.build(name, dims, OUT, **{**SMALL.get(name, {}), **kwargs})
 
 
@@ -40,6 +44,7 @@ def inputs(module, dims=DIMS, batch=B):
 def test_registry_names():
     assert set(SMALL) <= set(NAMES)
     assert set(NAMES) == set(SMALL), "add small options for the new fusion to SMALL"
+    assert {"ws-transformer", "unimodal"} <= set(fusion.available())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -72,7 +77,8 @@ def test_deterministic_under_a_seed(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_pooled_inputs_work_everywhere(name):
-    module = make(name)
+    # A pooled vector is a sequence of one token (for token-node graphs: one node per modality).
+    module = make(name, **({"tokens": {m: 1 for m in DIMS}} if fusion.fusion_class(name).needs_token_counts else {}))
     assert module({m: torch.randn(B, d) for m, d in DIMS.items()}).shape == (B, OUT)
 
 

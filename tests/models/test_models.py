@@ -19,12 +19,21 @@ def notebook_inputs(batch=2):
     }
 
 
-def small_encoders():
+def small_encoders(pool="flatten"):
     return {
-        "visual": VisualEncoder(in_channels=1, image_size=8, out_dim=16, channels=(4, 4, 4), grid=2),
-        "text": TextEncoder(in_dim=6, seq_len=5, out_dim=16, num_heads=2),
-        "audio": AudioEncoder(n_freq=8, n_frames=12, out_dim=16, channels=(4, 4, 4)),
+        "visual": VisualEncoder(in_channels=1, image_size=8, out_dim=16, channels=(4, 4, 4), grid=2, pool=pool),
+        "text": TextEncoder(in_dim=6, seq_len=5, out_dim=16, num_heads=2, pool=pool),
+        "audio": AudioEncoder(n_freq=8, n_frames=12, out_dim=16, channels=(4, 4, 4), pool=pool),
     }
+
+
+def build_for(name, encoders, out_dim, **options):
+    """The fusion over these encoders (token counts filled in where the fusion needs them)."""
+    if fusion.fusion_class(name).needs_token_counts:
+        options["tokens"] = {m: e.num_tokens for m, e in encoders.items()}
+    if fusion.fusion_class(name).family == "unimodal":
+        encoders = dict(list(encoders.items())[:1])
+    return fusion.build(name, {m: e.out_dim for m, e in encoders.items()}, out_dim, **options), encoders
 
 
 def small_inputs(batch=3):
@@ -33,19 +42,41 @@ def small_inputs(batch=3):
 
 @pytest.mark.parametrize("name", fusion.available())
 def test_notebook_shapes_end_to_end(name):
-    encoders = default_encoders()
-    fused = fusion.build(name, {m: 256 for m in encoders}, out_dim=256)
+    fused, encoders = build_for(name, default_encoders(), out_dim=256)
     model = MultiModalNetwork(encoders, fused, head=nn.Linear(256, 10))
-    assert model(notebook_inputs()).shape == (2, 10)
+    assert model({m: x for m, x in notebook_inputs().items() if m in encoders}).shape == (2, 10)
 
 
 @pytest.mark.parametrize("name", fusion.available())
 def test_gradients_reach_encoders_fusion_and_head(name):
-    encoders = small_encoders()
-    fused = fusion.build(name, {m: 16 for m in encoders}, out_dim=8, **SMALL_GRAPH.get(name, {}))
+    # Token fusions never read the pooled vector, so their encoders take the parameter-free pool.
+    takes_tokens = fusion.fusion_class(name).accepts_tokens
+    fused, encoders = build_for(name, small_encoders("mean" if takes_tokens else "flatten"), 8,
+                                **SMALL_GRAPH.get(name, {}))
     model = MultiModalNetwork(encoders, fused, head=nn.Linear(8, 3))
-    torch.nn.functional.cross_entropy(model(small_inputs()), torch.tensor([0, 1, 2])).backward()
+    inputs = {m: x for m, x in small_inputs().items() if m in encoders}
+    torch.nn.functional.cross_entropy(model(inputs), torch.tensor([0, 1, 2])).backward()
     assert_every_parameter_trains(model)
+
+
+@pytest.mark.parametrize("name", ["early", "attention", "transformer", "ws-gnn", "ws-transformer"])
+def test_padded_audio_frames_change_nothing(name):
+    # The network passes input_mask to the encoders and their token masks to token fusions.
+    torch.manual_seed(0)
+    options = {"tokens": True} if name == "ws-gnn" else {}
+    encoders = small_encoders("mean" if name != "early" else "flatten")
+    if options:
+        options["tokens"] = {m: e.num_tokens for m, e in encoders.items()}
+    fused, encoders = build_for(name, encoders, 8, **options)
+    model = MultiModalNetwork(encoders, fused, head=nn.Linear(8, 3)).eval()
+    x = small_inputs()
+    input_mask = {"audio": torch.arange(12) < torch.tensor([12, 5, 1])[:, None]}
+    garbage = {**x, "audio": torch.where(input_mask["audio"][:, None, None, :], x["audio"], torch.randn(3, 1, 8, 12) + 3)}
+    out = model(x, input_mask=input_mask)
+    torch.testing.assert_close(model(garbage, input_mask=input_mask), out)
+    assert not torch.allclose(model(garbage), model(x))
+    with pytest.raises(ValueError, match=r"MultiModalNetwork: input_mask has unknown modality 'speech'"):
+        model(x, input_mask={"speech": input_mask["audio"]})
 
 
 def test_token_fusions_receive_tokens_and_others_pooled():

@@ -1,9 +1,12 @@
 import json
+import math
+import statistics
 
 import pytest
+from scipy import stats
 
 from wsfusion.train import TrainConfig
-from wsfusion.train.compare import compare
+from wsfusion.train.compare import compare, paired_p_value, verdict
 
 BASE = TrainConfig(data="synthetic", synthetic_kind="redundancy", synthetic_samples=192,
                    synthetic_shapes={"visual": [1, 8, 8], "audio": [1, 8, 12]}, epochs=2, batch_size=32,
@@ -11,10 +14,13 @@ BASE = TrainConfig(data="synthetic", synthetic_kind="redundancy", synthetic_samp
 OPTIONS = {"ws-sparse": {"nodes_per_modality": 8, "k": 4}, "ws-gnn": {"segments": 2, "node_dim": 8, "k": 2}}
 
 
+FUSIONS = ["late", "ws-sparse", "ws-gnn", "only-visual"]
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    results = compare(BASE, ["late", "ws-sparse", "ws-gnn"], seeds=(0, 1), out=out, fusion_options=OPTIONS, progress=False)
+    results = compare(BASE, FUSIONS, seeds=(0, 1, 2), out=out, fusion_options=OPTIONS, progress=False)
     return out, results
 
 
@@ -22,15 +28,17 @@ def test_results_json_schema(report):
     out, results = report
     saved = json.loads((out / "results.json").read_text())
     assert saved == json.loads(json.dumps(results))
-    assert [r["fusion"] for r in saved["rows"]] == ["late", "ws-sparse", "ws-gnn"]
+    assert [r["fusion"] for r in saved["rows"]] == FUSIONS
     for row in saved["rows"]:
-        assert set(row) >= {"fusion", "test_acc", "test_acc_std", "fusion_params", "total_params", "train_seconds",
+        assert set(row) >= {"fusion", "test_acc", "test_acc_std", "test_acc_per_seed", "test_acc_ci95",
+                            "vs_best_baseline", "fusion_params", "total_params", "train_seconds",
                             "latency_ms", "noise_auc", "missing_acc"}
         assert set(row["missing_acc"]) == {"visual", "audio"}
         assert 0.0 <= row["test_acc"] <= 1.0 and row["test_acc_std"] >= 0.0
-        assert 0 < row["fusion_params"] < row["total_params"]
-        assert len(row["seeds"]) == 2
-    assert saved["config"]["seeds"] == [0, 1] and saved["config"]["fusions"] == ["late", "ws-sparse", "ws-gnn"]
+        assert len(row["seeds"]) == 3 and len(row["test_acc_per_seed"]) == 3
+        assert set(row["vs_best_baseline"]) == {"fusion", "delta", "p_value"}
+        assert ("graph" in row) == row["fusion"].startswith("ws-")
+    assert saved["config"]["seeds"] == [0, 1, 2] and saved["config"]["fusions"] == FUSIONS
     for name in ("results.md", "training_curves.png", "robustness.png", "ws_mask.png"):
         assert (out / name).stat().st_size > 0
 
@@ -39,11 +47,53 @@ def test_summary_is_consistent_with_the_per_seed_numbers(report):
     _, results = report
     for row in results["rows"]:
         accs = [s["test_acc"] for s in row["seeds"]]
-        assert row["test_acc"] == pytest.approx(sum(accs) / 2)
+        assert row["test_acc_per_seed"] == accs
+        assert row["test_acc"] == pytest.approx(sum(accs) / 3)
+        # The t-interval half-width, written out: t(0.975, n - 1) * s / sqrt(n).
+        assert row["test_acc_ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * statistics.stdev(accs) / 3**0.5)
         for seed in row["seeds"]:
             # Noise level 0 is the clean test set: the curve starts at the test accuracy.
             for curve in seed["robustness"].values():
                 assert curve[0] == pytest.approx(seed["test_acc"])
+
+
+def test_paired_test_against_the_best_baseline(report):
+    _, results = report
+    rows = {r["fusion"]: r for r in results["rows"]}
+    # "late" is the only baseline here (only-visual is a unimodal row, the others WS).
+    assert rows["late"]["family"] == "baseline" and rows["only-visual"]["family"] == "unimodal"
+    assert rows["late"]["vs_best_baseline"] == {"fusion": "late", "delta": 0.0, "p_value": None}
+    for name in ("ws-sparse", "ws-gnn", "only-visual"):
+        vs = rows[name]["vs_best_baseline"]
+        assert vs["fusion"] == "late"
+        assert vs["delta"] == pytest.approx(rows[name]["test_acc"] - rows["late"]["test_acc"])
+        a, b = rows[name]["test_acc_per_seed"], rows["late"]["test_acc_per_seed"]
+        if a == b:
+            assert vs["p_value"] == 1.0
+        else:
+            p = stats.ttest_rel(a, b).pvalue  # NaN when the paired differences do not vary
+            assert vs["p_value"] == (None if math.isnan(p) else pytest.approx(p))
+
+
+def test_verdict_words():
+    assert verdict(0.02, 0.01) == "better" and verdict(-0.02, 0.01) == "worse"
+    assert verdict(0.02, 0.2) == "no significant difference"
+    assert verdict(0.0, None) == "no test (one seed)"
+    assert paired_p_value([0.5, 0.6, 0.7], [0.4, 0.55, 0.58]) == pytest.approx(
+        stats.ttest_rel([0.5, 0.6, 0.7], [0.4, 0.55, 0.58]).pvalue)
+    assert paired_p_value([0.5], [0.4]) is None
+
+
+def test_unimodal_row_sees_one_modality(report):
+    out, results = report
+    row = {r["fusion"]: r for r in results["rows"]}["only-visual"]
+    config = json.loads((out / "runs" / "only-visual-seed0" / "result.json").read_text())["config"]
+    assert config["fusion"] == "unimodal" and config["modalities"] == ["visual"]
+    assert row["fusion_params"] == 0  # feature_dim == fused_dim: the encoder feeds the same head directly
+    # Audio is not used: its noise and absence change nothing; without visual the model is at a loss.
+    for seed in row["seeds"]:
+        assert seed["missing_acc"]["audio"] == seed["test_acc"]
+        assert seed["robustness"]["audio"] == [seed["test_acc"]] * 5
 
 
 def test_every_fusion_gets_the_same_data_and_budget(report):
@@ -54,16 +104,22 @@ def test_every_fusion_gets_the_same_data_and_budget(report):
             k: v for k, v in BASE.replace(seed=1).to_dict().items() if k not in ("fusion", "fusion_options")}
 
 
-def test_markdown_table_has_a_row_per_fusion(report):
-    out, _ = report
-    lines = (out / "results.md").read_text().splitlines()
-    assert sum(line.startswith("| `") for line in lines) == 3
-    assert "test acc (2 seeds)" in lines[2]
+def test_markdown_table_has_a_row_per_fusion_and_says_the_verdict(report):
+    out, results = report
+    text = (out / "results.md").read_text()
+    main, _, graphs = text.partition("| WS fusion |")
+    assert sum(line.startswith("| `") for line in main.splitlines()) == 4
+    assert "test acc (3 seeds)" in main and "best baseline" in main
+    for row in results["rows"][1:]:
+        vs = row["vs_best_baseline"]
+        assert verdict(vs["delta"], vs["p_value"]) in main
+    # Graph statistics beside every WS row.
+    assert sum(line.startswith("| `ws-") for line in graphs.splitlines()) == 2
 
 
 def test_rerunning_reuses_the_finished_runs(report):
     out, results = report
-    again = compare(BASE, ["late", "ws-sparse", "ws-gnn"], seeds=(0, 1), out=out, fusion_options=OPTIONS, progress=False)
+    again = compare(BASE, FUSIONS, seeds=(0, 1, 2), out=out, fusion_options=OPTIONS, progress=False)
     for a, b in zip(results["rows"], again["rows"]):
         assert a["test_acc"] == b["test_acc"] and a["train_seconds"] == b["train_seconds"]
         assert a["missing_acc"] == b["missing_acc"] and a["noise_auc"] == b["noise_auc"]

@@ -8,6 +8,8 @@ from wsfusion import fusion
 from wsfusion.nn import MaskedLinear
 
 NOTEBOOK_DIMS = {"visual": 256, "text": 256, "audio": 256}
+#: Token counts of the notebook's encoders (4x4 image grid, 20 words, 100 / 4 audio frames).
+NOTEBOOK_TOKENS = {"visual": 16, "text": 20, "audio": 25}
 
 
 def run(modality_dims: dict[str, int] = NOTEBOOK_DIMS, out_dim: int = 256) -> list[dict[str, Any]]:
@@ -18,7 +20,11 @@ def run(modality_dims: dict[str, int] = NOTEBOOK_DIMS, out_dim: int = 256) -> li
     """
     rows = []
     for name in fusion.available():
-        module = fusion.build(name, modality_dims, out_dim)
+        cls = fusion.fusion_class(name)
+        if cls.family == "unimodal":
+            continue  # no fusion to count
+        options = {"tokens": {m: NOTEBOOK_TOKENS.get(m, 16) for m in modality_dims}} if cls.needs_token_counts else {}
+        module = fusion.build(name, modality_dims, out_dim, **options)
         stored = sum(p.numel() for p in module.parameters())
         unused = sum(
             m.weight.numel() - int(m.mask.count_nonzero()) for m in module.modules() if isinstance(m, MaskedLinear)

@@ -303,6 +303,11 @@ class AVDigits(Dataset):
         """The whole split as one batch: ``{"visual": (N, 1, 28, 28), "audio": (N, 1, 13, T)}``."""
         return {"visual": self.visual, "audio": self.audio}
 
+    @property
+    def input_masks(self) -> dict[str, Tensor]:
+        """Padding masks of the whole split: ``{"audio": audio_mask}`` ``(N, T)`` bool, :obj:`True` = real frame."""
+        return {"audio": self.audio_mask}
+
     def __len__(self) -> int:
         return self.labels.numel()
 

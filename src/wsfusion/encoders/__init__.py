@@ -5,11 +5,11 @@ The defaults follow the notebook's shapes: visual ``[3, 32, 32]``, text
 """
 
 from wsfusion.encoders.audio import AudioEncoder
-from wsfusion.encoders.base import ModalityEncoder
+from wsfusion.encoders.base import POOLS, ModalityEncoder
 from wsfusion.encoders.text import TextEncoder
 from wsfusion.encoders.visual import VisualEncoder
 
-__all__ = ["ModalityEncoder", "VisualEncoder", "TextEncoder", "AudioEncoder", "default_encoders", "encoder_for"]
+__all__ = ["POOLS", "ModalityEncoder", "VisualEncoder", "TextEncoder", "AudioEncoder", "default_encoders", "encoder_for"]
 
 
 def default_encoders(out_dim: int = 256) -> dict[str, ModalityEncoder]:
@@ -22,14 +22,19 @@ def default_encoders(out_dim: int = 256) -> dict[str, ModalityEncoder]:
 
 
 def encoder_for(
-    modality: str, shape: tuple[int, ...], out_dim: int = 256, channels: tuple[int, int, int] = (32, 64, 128)
+    modality: str,
+    shape: tuple[int, ...],
+    out_dim: int = 256,
+    channels: tuple[int, int, int] = (32, 64, 128),
+    pool: str = "flatten",
 ) -> ModalityEncoder:
     """An encoder for one modality's per-sample input ``shape``.
 
     ``[T, F]`` token embeddings get a :class:`TextEncoder`; ``[C, F, T]``
     for a modality named ``"audio"`` (or starting with it) an
     :class:`AudioEncoder`; any other ``[C, H, W]`` a :class:`VisualEncoder`.
-    ``channels`` sets the CNN widths.
+    ``channels`` sets the CNN widths, ``pool`` how tokens become the pooled
+    vector (:data:`POOLS`).
 
     Example:
         >>> encoder_for("audio", (1, 13, 48), out_dim=64).num_tokens
@@ -37,11 +42,13 @@ def encoder_for(
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) == 2:
-        return TextEncoder(in_dim=shape[1], seq_len=shape[0], out_dim=out_dim, modality=modality)
+        return TextEncoder(in_dim=shape[1], seq_len=shape[0], out_dim=out_dim, pool=pool, modality=modality)
     if len(shape) == 3 and modality.startswith("audio"):
-        return AudioEncoder(shape[0], shape[1], shape[2], out_dim=out_dim, channels=channels, modality=modality)
+        return AudioEncoder(shape[0], shape[1], shape[2], out_dim=out_dim, channels=channels, pool=pool,
+                            modality=modality)
     if len(shape) == 3:
-        return VisualEncoder(shape[0], (shape[1], shape[2]), out_dim=out_dim, channels=channels, modality=modality)
+        return VisualEncoder(shape[0], (shape[1], shape[2]), out_dim=out_dim, channels=channels, pool=pool,
+                             modality=modality)
     raise ValueError(
         f"no encoder for modality {modality!r} with per-sample shape {list(shape)}: "
         "expected [T, F] tokens or a [C, H, W] image / [C, F, T] spectrogram"

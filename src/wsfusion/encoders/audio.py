@@ -11,13 +11,19 @@ class AudioEncoder(ModalityEncoder):
 
     Two ``Conv3x3 - BatchNorm - ReLU - MaxPool2x2`` blocks and a third conv
     block shrink the spectrogram ``[n_freq, n_frames]`` to
-    ``[n_freq / 4, n_frames / 4]``; frequency is averaged out and each of the
-    ``n_frames // 4`` remaining time steps is projected to ``out_dim``.
+    ``[n_freq / 4, n_frames / 4]``; each of the ``n_frames // 4`` remaining
+    time steps is a token, the projection of its whole (channel x frequency)
+    column, so no frequency band is averaged away. The pooled vector is made
+    from the tokens as :class:`ModalityEncoder` describes (``pool``).
 
     .. math::
-        \mathbf{t}_{\tau} = \mathbf{W} \, \frac{1}{F'} \sum_{f}
-        \mathrm{CNN}(\mathbf{S})_{f, \tau} + \mathbf{b},
-        \qquad \mathbf{z} = \frac{1}{T'} \sum_{\tau} \mathbf{t}_{\tau}
+        \mathbf{t}_{\tau} = \mathbf{W} \, \mathrm{vec}\big(
+        \mathrm{CNN}(\mathbf{S} \odot \mathbf{m})_{:, :, \tau}\big) + \mathbf{b}
+
+    **Padding.** ``input_mask`` ``[B, n_frames]`` marks the real frames
+    (:attr:`wsfusion.data.AVDigits.audio_mask`): padded frames are zeroed
+    before the CNN, and a token is padding when none of its 4 frames is real,
+    so it is left out of the pooled vector and of the token fusions' attention.
 
     Args:
         in_channels (int, optional): Spectrogram channels. (default: :obj:`1`)
@@ -27,11 +33,13 @@ class AudioEncoder(ModalityEncoder):
         out_dim (int, optional): Output feature size. (default: :obj:`256`)
         channels (tuple of int, optional): Channels of the three conv blocks.
             (default: :obj:`(32, 64, 128)`)
+        pool (str, optional): ``"flatten"``, ``"attention"`` or ``"mean"``
+            (see :class:`ModalityEncoder`). (default: :obj:`"flatten"`)
         modality (str, optional): Name used in error messages.
             (default: :obj:`"audio"`)
 
     Shapes:
-        - **input:** spectrogram :math:`(B, C, F, T)`
+        - **input:** spectrogram :math:`(B, C, F, T)`; optional ``input_mask`` :math:`(B, T)` bool
         - **output:** pooled :math:`(B, D)`; tokens :math:`(B, \lfloor T/4 \rfloor, D)`
 
     Example:
@@ -47,6 +55,7 @@ class AudioEncoder(ModalityEncoder):
         n_frames: int = 100,
         out_dim: int = 256,
         channels: tuple[int, int, int] = (32, 64, 128),
+        pool: str = "flatten",
         modality: str = "audio",
     ) -> None:
         super().__init__()
@@ -60,9 +69,17 @@ class AudioEncoder(ModalityEncoder):
             raise ValueError(f"the spectrogram must be at least 4x4 (two 2x2 pools), got {n_freq}x{n_frames}")
         self.out_dim = check_positive_int(out_dim, "out_dim")
         self.num_tokens = n_frames // 4
+        self.sequence_length = n_frames
         self.features = nn.Sequential(*conv_blocks(in_channels, channels))
-        self.proj = nn.Linear(channels[-1], out_dim)
+        self.proj = nn.Linear(channels[-1] * (n_freq // 4), out_dim)
+        self.init_pool(pool)
 
-    def tokens(self, x: Tensor) -> Tensor:
+    def mask_input(self, x: Tensor, input_mask: Tensor) -> Tensor:
+        return x * input_mask[:, None, None, :].to(x.dtype)
+
+    def token_mask(self, input_mask: Tensor) -> Tensor:
+        return input_mask[:, : 4 * self.num_tokens].reshape(-1, self.num_tokens, 4).any(dim=-1)
+
+    def tokens(self, x: Tensor, token_mask: Tensor | None = None) -> Tensor:
         fmap = self.features(x)  # [B, C, F/4, T/4]
-        return self.proj(fmap.mean(dim=2).transpose(1, 2))
+        return self.proj(fmap.flatten(1, 2).transpose(1, 2))

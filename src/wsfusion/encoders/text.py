@@ -12,12 +12,15 @@ class TextEncoder(ModalityEncoder):
 
     The input embeddings are projected to ``out_dim``, a learned positional
     embedding is added, and ``num_layers`` pre-norm Transformer encoder layers
-    mix the tokens; their outputs are the tokens and their mean is the pooled
-    vector.
+    mix the tokens; their outputs are the tokens, pooled as
+    :class:`ModalityEncoder` describes (``pool``).
 
     .. math::
-        \mathbf{T} = \mathrm{Transformer}(\mathbf{X}\mathbf{W} + \mathbf{P}),
-        \qquad \mathbf{z} = \frac{1}{T} \sum_{t} \mathbf{T}_{t}
+        \mathbf{T} = \mathrm{Transformer}(\mathbf{X}\mathbf{W} + \mathbf{P})
+
+    **Padding.** ``input_mask`` ``[B, seq_len]`` marks the real tokens: padded
+    ones are zeroed, never attended to (a key-padding mask) and left out of the
+    pooled vector.
 
     Args:
         in_dim (int, optional): Size of each input token embedding.
@@ -28,11 +31,13 @@ class TextEncoder(ModalityEncoder):
         num_layers (int, optional): Transformer layers. (default: :obj:`1`)
         dropout (float, optional): Dropout in the Transformer layers.
             (default: :obj:`0.1`)
+        pool (str, optional): ``"flatten"``, ``"attention"`` or ``"mean"``
+            (see :class:`ModalityEncoder`). (default: :obj:`"flatten"`)
         modality (str, optional): Name used in error messages.
             (default: :obj:`"text"`)
 
     Shapes:
-        - **input:** token embeddings :math:`(B, T, F_{in})`
+        - **input:** token embeddings :math:`(B, T, F_{in})`; optional ``input_mask`` :math:`(B, T)` bool
         - **output:** pooled :math:`(B, D)`; tokens :math:`(B, T, D)`
     """
 
@@ -44,6 +49,7 @@ class TextEncoder(ModalityEncoder):
         num_heads: int = 4,
         num_layers: int = 1,
         dropout: float = 0.1,
+        pool: str = "flatten",
         modality: str = "text",
     ) -> None:
         super().__init__()
@@ -51,6 +57,7 @@ class TextEncoder(ModalityEncoder):
         self.input_shape = (check_positive_int(seq_len, "seq_len"), check_positive_int(in_dim, "in_dim"))
         self.out_dim = check_positive_int(out_dim, "out_dim")
         self.num_tokens = seq_len
+        self.sequence_length = seq_len
         check_heads(out_dim, "out_dim", num_heads, "num_heads")
         self.embed = nn.Linear(in_dim, out_dim)
         self.position = nn.Parameter(torch.zeros(1, seq_len, out_dim))
@@ -63,6 +70,18 @@ class TextEncoder(ModalityEncoder):
         )
         self.norm = nn.LayerNorm(out_dim)
         nn.init.normal_(self.position, std=0.02)
+        self.init_pool(pool)
 
-    def tokens(self, x: Tensor) -> Tensor:
-        return self.norm(self.transformer(self.embed(x) + self.position))
+    def mask_input(self, x: Tensor, input_mask: Tensor) -> Tensor:
+        return x * input_mask.unsqueeze(-1).to(x.dtype)
+
+    def token_mask(self, input_mask: Tensor) -> Tensor:
+        return input_mask
+
+    def tokens(self, x: Tensor, token_mask: Tensor | None = None) -> Tensor:
+        padding = None
+        if token_mask is not None:
+            # A sample with no real token attends over all (zeroed) positions instead of a NaN softmax;
+            # its tokens are all padding and pooled to nothing anyway.
+            padding = ~token_mask & token_mask.any(dim=1, keepdim=True)
+        return self.norm(self.transformer(self.embed(x) + self.position, src_key_padding_mask=padding))

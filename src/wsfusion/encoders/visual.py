@@ -21,11 +21,12 @@ class VisualEncoder(ModalityEncoder):
     Three ``Conv3x3 - BatchNorm - ReLU`` blocks (the first two followed by a
     2×2 max-pool), an adaptive average pool to a ``grid × grid`` map, and a
     linear projection of each grid cell to ``out_dim``: the cells are the
-    tokens, their mean is the pooled vector.
+    tokens, and the pooled vector is made from them as
+    :class:`ModalityEncoder` describes (``pool``; by default a projection of
+    the flattened grid, so the layout is kept).
 
     .. math::
-        \mathbf{t}_{p} = \mathbf{W} \, \mathrm{CNN}(\mathbf{x})_{p} + \mathbf{b},
-        \qquad \mathbf{z} = \frac{1}{P} \sum_{p=1}^{P} \mathbf{t}_{p}
+        \mathbf{t}_{p} = \mathbf{W} \, \mathrm{CNN}(\mathbf{x})_{p} + \mathbf{b}
 
     Args:
         in_channels (int, optional): Image channels. (default: :obj:`3`)
@@ -36,6 +37,8 @@ class VisualEncoder(ModalityEncoder):
             (default: :obj:`(32, 64, 128)`)
         grid (int, optional): Side of the pooled token grid, so there are
             ``grid * grid`` tokens. (default: :obj:`4`)
+        pool (str, optional): ``"flatten"``, ``"attention"`` or ``"mean"``
+            (see :class:`ModalityEncoder`). (default: :obj:`"flatten"`)
         modality (str, optional): Name used in error messages.
             (default: :obj:`"visual"`)
 
@@ -56,6 +59,7 @@ class VisualEncoder(ModalityEncoder):
         out_dim: int = 256,
         channels: tuple[int, int, int] = (32, 64, 128),
         grid: int = 4,
+        pool: str = "flatten",
         modality: str = "visual",
     ) -> None:
         super().__init__()
@@ -69,7 +73,8 @@ class VisualEncoder(ModalityEncoder):
         self.proj = nn.Linear(channels[-1], out_dim)
         if min(height, width) < 4:
             raise ValueError(f"image_size must be at least 4x4 (two 2x2 pools), got {height}x{width}")
+        self.init_pool(pool)
 
-    def tokens(self, x: Tensor) -> Tensor:
+    def tokens(self, x: Tensor, token_mask: Tensor | None = None) -> Tensor:
         fmap = self.features(x)  # [B, C, grid, grid]
         return self.proj(fmap.flatten(2).transpose(1, 2))

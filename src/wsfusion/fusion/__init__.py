@@ -12,7 +12,9 @@ from wsfusion.fusion.masked_ws import MaskedWSFusion, SparseWSFusion
 from wsfusion.fusion.registry import available, build, describe, fusion_class, options, register
 from wsfusion.fusion.tensor import LowRankTensorFusion, TensorFusion
 from wsfusion.fusion.transformer import MultiModalTransformer
+from wsfusion.fusion.unimodal import UnimodalFusion
 from wsfusion.fusion.ws_graph import WSGraphFusion
+from wsfusion.fusion.ws_transformer import WSTransformerFusion
 
 register("early")(EarlyFusion)
 register("late")(LateFusion)
@@ -24,6 +26,8 @@ register("low-rank")(LowRankTensorFusion)
 register("ws-dense")(MaskedWSFusion)
 register("ws-sparse")(SparseWSFusion)
 register("ws-gnn")(WSGraphFusion)
+register("ws-transformer")(WSTransformerFusion)
+register("unimodal")(UnimodalFusion)
 
 __all__ = [
     "FusionModule",
@@ -35,6 +39,8 @@ __all__ = [
     "MaskedWSFusion",
     "SparseWSFusion",
     "WSGraphFusion",
+    "WSTransformerFusion",
+    "UnimodalFusion",
     "TensorFusion",
     "LowRankTensorFusion",
     "build",

@@ -37,7 +37,9 @@ class CrossModalAttention(FusionModule):
     automatically for modules with ``accepts_tokens``).
 
     A missing modality sends nothing (its attention terms are dropped for the
-    samples where it is missing) and its slot in the output is zero.
+    samples where it is missing) and its slot in the output is zero. Padded
+    tokens (``token_mask``) are masked out of every attention as keys and
+    left out of the mean over a modality's tokens.
 
     Args:
         modality_dims (Mapping[str, int]): Feature size of each modality.
@@ -48,7 +50,8 @@ class CrossModalAttention(FusionModule):
         allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
 
     Shapes:
-        - **input:** ``{m: (B, T_m, D_m)}`` or ``{m: (B, D_m)}``
+        - **input:** ``{m: (B, T_m, D_m)}`` or ``{m: (B, D_m)}``; optional
+          ``mask {m: (B,)}`` and ``token_mask {m: (B, T_m)}`` bool
         - **output:** :math:`(B, out\_dim)`
     """
 
@@ -74,9 +77,19 @@ class CrossModalAttention(FusionModule):
         self.norm = nn.ModuleDict({m: nn.LayerNorm(embed_dim) for m in self.modalities})
         self.head = nn.Linear(len(self.modalities) * embed_dim, out_dim)
 
-    def forward(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> Tensor:
+    def forward(
+        self,
+        features: Mapping[str, Tensor],
+        mask: Mapping[str, Tensor] | None = None,
+        token_mask: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
+        real = self.check_token_mask(features, token_mask)
         tokens = {m: self.proj[m](as_tokens(x)) for m, x in features.items()}
+        # A sample whose tokens are all padding sends nothing, like a missing modality.
+        sends = {m: mask[m] & real[m].any(dim=1) for m in tokens}
+        # ... and its keys stay unmasked, so that no softmax row is empty (NaN).
+        key_padding = {m: ~real[m] & real[m].any(dim=1, keepdim=True) for m in tokens}
         ref = next(iter(tokens.values()))
         pooled = []
         for dst in self.modalities:
@@ -86,7 +99,10 @@ class CrossModalAttention(FusionModule):
             h = tokens[dst]
             for src, kv in tokens.items():
                 if src != dst:
-                    attended, _ = self.attn[f"{src}->{dst}"](h, kv, kv, need_weights=False)
-                    h = h + attended * mask[src].to(h.dtype).view(-1, 1, 1)
-            pooled.append(self.norm[dst](h).mean(dim=1) * mask[dst].to(h.dtype).view(-1, 1))
+                    attended, _ = self.attn[f"{src}->{dst}"](h, kv, kv, key_padding_mask=key_padding[src],
+                                                             need_weights=False)
+                    h = h + attended * sends[src].to(h.dtype).view(-1, 1, 1)
+            weight = real[dst].to(h.dtype).unsqueeze(-1)
+            mean = (self.norm[dst](h) * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
+            pooled.append(mean * mask[dst].to(h.dtype).view(-1, 1))
         return self.head(torch.cat(pooled, dim=-1))

@@ -23,6 +23,10 @@ class FusionModule(nn.Module):
     ``[B, D_m]``; modules with :attr:`accepts_tokens` also take token
     sequences ``[B, T_m, D_m]`` (a pooled vector then counts as one token).
 
+    Padded token sequences: modules with :attr:`accepts_tokens` also take
+    ``token_mask={m: [B, T_m]}`` (bool, :obj:`True` = a real token); padded
+    tokens are never attended to nor pooled (see :meth:`check_token_mask`).
+
     Missing modalities: a per-sample boolean ``mask[m]`` of shape ``[B]``
     (:obj:`True` = present) marks samples whose modality ``m`` is missing.
     With ``allow_missing=True`` a key may also be absent altogether (missing
@@ -40,6 +44,13 @@ class FusionModule(nn.Module):
 
     #: Whether ``[B, T, D]`` token sequences are accepted.
     accepts_tokens: bool = False
+    #: Whether the module's ``tokens`` option must be given each modality's token
+    #: count (the trainer fills it in from the encoders; modules where it is
+    #: optional take ``tokens=True`` to ask for the same).
+    needs_token_counts: bool = False
+    #: ``"baseline"``, ``"ws"`` (fusion over a Watts–Strogatz graph) or
+    #: ``"unimodal"``: how ``compare`` groups rows and picks the best baseline.
+    family: str = "baseline"
 
     def __init__(self, modality_dims: Mapping[str, int], out_dim: int, allow_missing: bool = False) -> None:
         super().__init__()
@@ -93,6 +104,38 @@ class FusionModule(nn.Module):
                 full_mask[name] = torch.zeros(batch, dtype=torch.bool, device=device)
         return batch, full_mask
 
+    def check_token_mask(
+        self, features: Mapping[str, Tensor], token_mask: Mapping[str, Tensor] | None
+    ) -> dict[str, Tensor]:
+        """Validate ``token_mask`` against the token sequences in ``features``.
+
+        Returns a bool ``[B, T_m]`` per present modality (a pooled vector
+        counts as one real token; a modality without a mask has only real
+        tokens).
+        """
+        what = type(self).__name__
+        token_mask = {} if token_mask is None else token_mask
+        if not isinstance(token_mask, Mapping):
+            raise TypeError(f"{what}: token_mask must be a mapping modality -> bool tensor [B, T], got {type(token_mask).__name__}")
+        out = {}
+        for name in token_mask:
+            if name not in features:
+                raise ValueError(f"{what}: token_mask has modality {name!r} but its features are not given")
+        for name, x in features.items():
+            steps = x.shape[1] if x.dim() == 3 else 1
+            m = token_mask.get(name)
+            if m is None:
+                out[name] = torch.ones(x.shape[0], steps, dtype=torch.bool, device=x.device)
+                continue
+            if not isinstance(m, Tensor) or m.dtype != torch.bool or tuple(m.shape) != (x.shape[0], steps) or x.dim() != 3:
+                got = format_shape(tuple(m.shape)) + f" {m.dtype}" if isinstance(m, Tensor) else type(m).__name__
+                raise ValueError(
+                    f"{what}: token_mask[{name!r}] must be a bool tensor of shape [{x.shape[0]}, {steps}] "
+                    f"matching its token sequence, got {got}"
+                )
+            out[name] = m.to(x.device)
+        return out
+
     def _check_mask(self, mask: Mapping[str, Tensor] | None, batch: int, device: torch.device, what: str) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
         if mask is not None:
@@ -122,8 +165,29 @@ class FusionModule(nn.Module):
                 out[name] = x * keep
         return out
 
+    def reset_parameters(self) -> None:
+        """Re-initialise every parameter (sub-modules here; subclasses add their own tensors)."""
+        reset_children(self)
+
     def extra_repr(self) -> str:
         return f"modality_dims={self.modality_dims}, out_dim={self.out_dim}"
+
+
+def reset_children(module: nn.Module) -> None:
+    """Call each child's own ``reset_parameters``, recursing through containers that have none.
+
+    A child that resets itself is not recursed into, so a layer's custom
+    initialisation (e.g. glorot in a conv) is not overwritten by the defaults
+    of its inner ``nn.Linear`` modules.
+    """
+    for child in module.children():
+        if isinstance(child, nn.MultiheadAttention):
+            child.out_proj.reset_parameters()
+            child._reset_parameters()  # in-projections xavier, biases zero, as at construction
+        elif hasattr(child, "reset_parameters"):
+            child.reset_parameters()
+        else:
+            reset_children(child)
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Sequential:

@@ -51,6 +51,10 @@ class HybridFusion(FusionModule):
         self.dropout = nn.Dropout(check_probability(dropout, "dropout"))
         self.head = nn.Linear(2 * hidden_dim, out_dim)
 
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        nn.init.zeros_(self.logits)  # equal modality weights
+
     def forward(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
         filled = self.filled(features, mask, batch)

@@ -48,6 +48,10 @@ class LateFusion(FusionModule):
         self.heads = nn.ModuleDict({m: mlp(d, hidden_dim, out_dim, dropout) for m, d in self.modality_dims.items()})
         self.logits = nn.Parameter(torch.zeros(len(self.modality_dims)))
 
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        nn.init.zeros_(self.logits)  # equal modality weights
+
     def forward(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
         present = torch.stack([mask[m] for m in self.modalities], dim=1)  # [B, M]

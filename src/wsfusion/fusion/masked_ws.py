@@ -29,6 +29,7 @@ class _ScalarNodeWSFusion(FusionModule):
     """
 
     layer_class: type[nn.Module]
+    family = "ws"
 
     def __init__(
         self,

@@ -65,6 +65,15 @@ class TensorFusion(FusionModule):
             )
         self.proj = nn.ModuleDict({m: nn.Linear(d, proj_dim) for m, d in self.modality_dims.items()})
         self.net = mlp(fused, check_positive_int(hidden_dim, "hidden_dim"), out_dim, check_probability(dropout, "dropout"))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        # He init for the ReLU projections: E[h^2] = 1 for unit-variance inputs, so the products of
+        # M modalities keep that scale (nn.Linear's default would shrink them by ~6x per modality).
+        for proj in self.proj.values():
+            nn.init.kaiming_uniform_(proj.weight, nonlinearity="relu")
+            nn.init.zeros_(proj.bias)
 
     def forward(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
@@ -121,8 +130,12 @@ class LowRankTensorFusion(FusionModule):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        # Glorot per rank matrix [D+1, out] (each z·W has unit scale, so the product over
+        # modalities does too); xavier_normal_ on the 3-D [R, D+1, out] tensor, as in LMF's code,
+        # counts the rank axis into the fans and shrinks the output towards 0 as modalities add up.
         for factor in self.factors.values():
-            nn.init.xavier_normal_(factor)
+            for matrix in factor.data:
+                nn.init.xavier_normal_(matrix)
         nn.init.normal_(self.rank_weights, mean=1.0 / self.rank, std=0.1 / self.rank)
         nn.init.zeros_(self.bias)
 

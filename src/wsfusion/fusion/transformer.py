@@ -26,7 +26,8 @@ class MultiModalTransformer(FusionModule):
     With pooled vectors the sequence is :math:`M + 1` tokens long, so the
     attention is still a real softmax over the modalities (unlike
     :class:`CrossModalAttention` on pooled vectors). Tokens of a missing
-    modality are removed with a key-padding mask (not zero-filled).
+    modality and padded tokens (``token_mask``) are removed with a key-padding
+    mask (not zero-filled).
 
     Args:
         modality_dims (Mapping[str, int]): Feature size of each modality.
@@ -38,7 +39,8 @@ class MultiModalTransformer(FusionModule):
         allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
 
     Shapes:
-        - **input:** ``{m: (B, T_m, D_m)}`` or ``{m: (B, D_m)}``
+        - **input:** ``{m: (B, T_m, D_m)}`` or ``{m: (B, D_m)}``; optional
+          ``mask {m: (B,)}`` and ``token_mask {m: (B, T_m)}`` bool
         - **output:** :math:`(B, out\_dim)`
     """
 
@@ -68,11 +70,21 @@ class MultiModalTransformer(FusionModule):
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, out_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
         nn.init.normal_(self.modality_embedding, std=0.02)
         nn.init.normal_(self.cls, std=0.02)
 
-    def forward(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> Tensor:
+    def forward(
+        self,
+        features: Mapping[str, Tensor],
+        mask: Mapping[str, Tensor] | None = None,
+        token_mask: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
+        real = self.check_token_mask(features, token_mask)
         sequence = [self.cls.expand(batch, -1, -1)]
         padding = [torch.zeros(batch, 1, dtype=torch.bool, device=self.cls.device)]
         for i, name in enumerate(self.modalities):
@@ -80,6 +92,6 @@ class MultiModalTransformer(FusionModule):
                 continue
             tokens = self.proj[name](as_tokens(features[name])) + self.modality_embedding[i]
             sequence.append(tokens)
-            padding.append((~mask[name]).view(-1, 1).expand(-1, tokens.shape[1]))
+            padding.append(~mask[name].view(-1, 1) | ~real[name])
         out = self.transformer(torch.cat(sequence, dim=1), src_key_padding_mask=torch.cat(padding, dim=1))
         return self.head(self.norm(out[:, 0]))

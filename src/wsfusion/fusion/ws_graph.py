@@ -7,13 +7,15 @@ import torch
 from torch import Tensor, nn
 
 from wsfusion._validation import check_positive_int, check_probability, format_shape
-from wsfusion.fusion.base import FusionModule
+from wsfusion.fusion.attention import as_tokens
+from wsfusion.fusion.base import FusionModule, mlp
 from wsfusion.fusion.masked_ws import graph_for
 from wsfusion.graphs import CrossModalGraph
 from wsfusion.nn import CrossModalAttentionConv, CrossModalConv
 
 CONVS = ("rgcn", "attention")
 READOUTS = ("mean", "attention")
+NORMS = ("post", "pre")
 
 
 class WSGraphFusion(FusionModule):
@@ -33,10 +35,21 @@ class WSGraphFusion(FusionModule):
         \mathbf{X}^{(l+1)} = \mathrm{LN}\Big(\mathbf{X}^{(l)} +
             \mathrm{Dropout}\big(\sigma(\mathrm{Conv}^{(l)}(\mathbf{X}^{(l)}, \mathcal{G}))\big)\Big)
 
-    (:math:`\sigma` = ReLU for ``rgcn``, identity for ``attention``). The
-    readout is the mean of each modality's nodes, concatenated
+    (:math:`\sigma` = ReLU for ``rgcn``, identity for ``attention``). With
+    ``norm="pre"`` the blocks are Transformer-style instead (pre-norm,
+    optional position-wise feed-forward of width ``ffn_dim``, a final LN):
+
+    .. math::
+        \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}\big(\mathrm{Conv}(\mathrm{LN}(\mathbf{X}), \mathcal{G})\big),
+        \qquad
+        \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}\big(\mathrm{FFN}(\mathrm{LN}(\mathbf{X}))\big)
+
+    The readout is the mean of each modality's nodes, concatenated
     (``readout="mean"``), or attention pooling over all nodes
     (``readout="attention"``), followed by a linear head to ``out_dim``.
+
+    **Padded tokens** (``token_mask``, token nodes only) are removed exactly
+    like missing modalities' nodes: no messages, no readout.
 
     **Missing modalities** are removed, not zero-filled: the nodes of a
     modality missing for a sample send no messages, receive none, and are left
@@ -72,12 +85,22 @@ class WSGraphFusion(FusionModule):
             gated by its edge's sampled gate, so ``beta`` is trained. (default: :obj:`"fixed"`)
         topology_options (Mapping, optional): Options of ``LearnableWSGraph``
             (``per_pair``, ``edge_logits``, ``temperature``, ...). (default: :obj:`None`)
+        norm (str, optional): ``"post"`` (``LN(x + update)``) or ``"pre"``
+            (Transformer-style ``x + update(LN(x))`` and a final LN).
+            (default: :obj:`"post"`)
+        ffn_dim (int, optional): Hidden size of a feed-forward block after
+            every conv (:obj:`None`: no feed-forward). (default: :obj:`None`)
+        attention_dropout (float, optional): Dropout on the attention
+            coefficients (``conv="attention"``). (default: :obj:`0.0`)
 
     Shapes:
         - **input:** ``{m: (B, D_m)}``, or ``{m: (B, T_m, D_m)}`` with ``tokens``;
-          optional ``mask {m: (B,)}`` bool
+          optional ``mask {m: (B,)}`` bool, and ``token_mask {m: (B, T_m)}`` bool
+          with ``tokens``
         - **output:** :math:`(B, out\_dim)`
     """
+
+    family = "ws"
 
     def __init__(
         self,
@@ -100,8 +123,13 @@ class WSGraphFusion(FusionModule):
         allow_missing: bool = False,
         topology: str = "fixed",
         topology_options: Mapping[str, object] | None = None,
+        norm: str = "post",
+        ffn_dim: int | None = None,
+        attention_dropout: float = 0.0,
     ) -> None:
         super().__init__(modality_dims, out_dim, allow_missing)
+        if norm not in NORMS:
+            raise ValueError(f"WSGraphFusion: norm must be one of {NORMS}, got {norm!r}")
         if topology not in ("fixed", "learnable"):
             raise ValueError(f"WSGraphFusion: topology must be 'fixed' or 'learnable', got {topology!r}")
         if topology_options and topology != "learnable":
@@ -130,10 +158,21 @@ class WSGraphFusion(FusionModule):
         if conv == "rgcn":
             convs = [CrossModalConv(node_dim, node_dim, self.graph.num_relations, num_bases=num_bases) for _ in range(num_layers)]
         else:
-            convs = [CrossModalAttentionConv(node_dim, node_dim, heads=heads, num_relations=self.graph.num_relations) for _ in range(num_layers)]
+            convs = [CrossModalAttentionConv(node_dim, node_dim, heads=heads, num_relations=self.graph.num_relations,
+                                             dropout=check_probability(attention_dropout, "attention_dropout"))
+                     for _ in range(num_layers)]
         self.convs = nn.ModuleList(convs)
         self.norms = nn.ModuleList(nn.LayerNorm(node_dim) for _ in range(num_layers))
-        self.dropout = nn.Dropout(check_probability(dropout, "dropout"))
+        self.pre_norm = norm == "pre"
+        dropout = check_probability(dropout, "dropout")
+        self.dropout = nn.Dropout(dropout)
+        if ffn_dim is None:
+            self.ffns = self.ffn_norms = None
+        else:
+            check_positive_int(ffn_dim, "ffn_dim")
+            self.ffns = nn.ModuleList(mlp(node_dim, ffn_dim, node_dim, dropout) for _ in range(num_layers))
+            self.ffn_norms = nn.ModuleList(nn.LayerNorm(node_dim) for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(node_dim) if self.pre_norm else None
         if readout == "attention":
             self.pool_query = nn.Parameter(torch.empty(node_dim))
             self.head = nn.Linear(node_dim, out_dim)
@@ -162,6 +201,8 @@ class WSGraphFusion(FusionModule):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-initialise every parameter the module owns (projections, convs, norms, readout, topology)."""
+        super().reset_parameters()
         nn.init.normal_(self.modality_embedding, std=0.02)
         if self.pool_query is not None:
             nn.init.normal_(self.pool_query, std=1.0 / math.sqrt(self.node_dim))
@@ -175,26 +216,41 @@ class WSGraphFusion(FusionModule):
             if m not in features:
                 parts.append(ref.new_zeros(batch, count, self.node_dim))
             elif self.token_nodes:
-                parts.append(self.proj[m](features[m]))
+                parts.append(self.proj[m](as_tokens(features[m])))
             else:
                 parts.append(self.proj[m](features[m]).view(batch, count, self.node_dim))
         return torch.cat(parts, dim=1) + self.modality_embedding[self.node_modality]
 
-    def node_mask(self, mask: Mapping[str, Tensor]) -> Tensor:
-        """``[B, N]`` bool: a node is present when its modality is present in that sample."""
-        return torch.stack([mask[m] for m in self.graph.modalities], dim=1)[:, self.node_modality]
+    def node_mask(self, mask: Mapping[str, Tensor], token_mask: Mapping[str, Tensor] | None = None) -> Tensor:
+        """``[B, N]`` bool: a node is present when its modality is present in that sample
+        (and, for token nodes, when its token is not padding)."""
+        present = torch.stack([mask[m] for m in self.graph.modalities], dim=1)[:, self.node_modality]
+        if not token_mask:
+            return present
+        real = torch.cat([
+            token_mask[m] if m in token_mask else present.new_ones(present.shape[0], self.graph.node_counts[m])
+            for m in self.graph.modalities
+        ], dim=1)
+        return present & real
 
     def message_passing(
         self, x: Tensor, edge_index: Tensor, edge_type: Tensor, node_mask: Tensor | None,
         edge_weight: Tensor | None = None,
     ) -> Tensor:
-        """The ``num_layers`` residual conv blocks over ``x [B, N, node_dim]``."""
-        for conv, norm in zip(self.convs, self.norms):
-            update = conv(x, edge_index, edge_type, node_mask=node_mask, edge_weight=edge_weight)
+        """The ``num_layers`` residual conv (and feed-forward) blocks over ``x [B, N, node_dim]``."""
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            h = norm(x) if self.pre_norm else x
+            update = conv(h, edge_index, edge_type, node_mask=node_mask, edge_weight=edge_weight)
             if self.conv_type == "rgcn":
                 update = torch.relu(update)
-            x = norm(x + self.dropout(update))
-        return x
+            x = x + self.dropout(update) if self.pre_norm else norm(x + self.dropout(update))
+            if self.ffns is not None:
+                ffn, ffn_norm = self.ffns[i], self.ffn_norms[i]
+                if self.pre_norm:
+                    x = x + self.dropout(ffn(ffn_norm(x)))
+                else:
+                    x = ffn_norm(x + self.dropout(ffn(x)))
+        return x if self.final_norm is None else self.final_norm(x)
 
     def pool(self, x: Tensor, node_mask: Tensor) -> Tensor:
         """Readout of the present nodes to ``[B, out_dim]``."""
@@ -210,10 +266,17 @@ class WSGraphFusion(FusionModule):
         weights = torch.softmax(score, dim=1) * node_mask.to(x.dtype)  # all-missing sample -> zero
         return self.head((weights.unsqueeze(-1) * x).sum(dim=1))
 
-    def forward(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> Tensor:
+    def forward(
+        self,
+        features: Mapping[str, Tensor],
+        mask: Mapping[str, Tensor] | None = None,
+        token_mask: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
         self._check_token_counts(features)
-        node_mask = self.node_mask(mask)
+        if token_mask is not None and not self.token_nodes:
+            raise ValueError(f"{type(self).__name__}: token_mask needs token nodes (build it with tokens={{m: T_m}})")
+        node_mask = self.node_mask(mask, token_mask and self.check_token_mask(features, token_mask))
         # Learnable topology: one gate per candidate edge (a sample in training, the most probable graph in eval).
         gates = None if self.topology is None else self.topology()
         x = self.message_passing(self.nodes(features, batch), self.edge_index, self.edge_type, node_mask, gates)
@@ -224,7 +287,7 @@ class WSGraphFusion(FusionModule):
             return  # check_inputs already refuses token sequences
         for m, x in features.items():
             count = self.graph.node_counts[m]
-            if x.dim() != 3 or x.shape[1] != count:
+            if as_tokens(x).shape[1] != count:
                 raise ValueError(
                     f"{type(self).__name__}: {m!r} must be a token sequence [B, {count}, {self.modality_dims[m]}] "
                     f"(the graph has {count} {m} nodes), got {format_shape(tuple(x.shape))}"

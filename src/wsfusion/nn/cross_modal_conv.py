@@ -3,6 +3,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import scatter
 
 from wsfusion._validation import check_positive_int
@@ -82,11 +83,12 @@ class CrossModalConv(MessagePassing):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        nn.init.xavier_uniform_(self.weight.view(-1, self.in_channels, self.out_channels))
-        if self.comp is not None:
-            nn.init.xavier_uniform_(self.comp)
+        # As PyG's RGCNConv: glorot per relation (or basis) matrix, fans over its last two dimensions.
+        # (xavier_uniform_ on the 3-D tensor would count the relation axis into the fans.)
+        glorot(self.weight)
+        glorot(self.comp)
         if self.root is not None:
-            self.root.reset_parameters()
+            glorot(self.root.weight)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from wsfusion import fusion as fusion_registry
 from wsfusion.train.config import TrainConfig
-from wsfusion.train.trainer import build_datasets, evaluate, train
+from wsfusion.train.trainer import build_datasets, evaluate, input_masks, select_modalities, train
 
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -37,6 +37,9 @@ def missing_transform(modality: str):
     from wsfusion.data import drop_modality
 
     def transform(inputs, index):
+        if set(inputs) == {modality}:  # a unimodal model without its modality: nothing left to see
+            x = inputs[modality]
+            return {modality: torch.zeros_like(x)}, {modality: torch.zeros(x.shape[0], dtype=torch.bool)}
         return drop_modality(inputs, modality)
 
     return transform
@@ -48,11 +51,12 @@ def latency_ms(model: torch.nn.Module, dataset, batch_size: int = 64, reps: int 
     model.eval()
     device = next(model.parameters()).device
     inputs = {m: x[:batch_size].to(device) for m, x in dataset.inputs.items()}
-    model(inputs)
+    padding = {m: v[:batch_size].to(device) for m, v in input_masks(dataset).items()}
+    model(inputs, None, padding)
     times = []
     for _ in range(reps):
         start = time.perf_counter()
-        model(inputs)
+        model(inputs, None, padding)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
@@ -64,8 +68,67 @@ def _auc(levels: Sequence[float], accs: Sequence[float]) -> float:
     return float(np.trapezoid(accs, levels) / (levels[-1] - levels[0]))
 
 
+UNIMODAL_PREFIX = "only-"
+#: Two-sided significance level of the paired test behind the verdicts in ``results.md``.
+ALPHA = 0.05
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the two-sided 95% t-interval of the mean (0 for a single value)."""
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return 0.0
+    return float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
+
+
+def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided paired t-test p-value of ``a`` against ``b`` (same seeds); ``None`` when undefined."""
+    from scipy import stats
+
+    if len(a) < 2 or np.array_equal(a, b):
+        return None if len(a) < 2 else 1.0
+    p = float(stats.ttest_rel(a, b).pvalue)
+    return None if np.isnan(p) else p
+
+
+def verdict(delta: float, p_value: float | None) -> str:
+    """``better`` / ``worse`` (paired test at :data:`ALPHA`) or ``no significant difference``."""
+    if p_value is None:
+        return "no test (one seed)"
+    if p_value < ALPHA:
+        return "better" if delta > 0 else "worse"
+    return "no significant difference"
+
+
+def default_fusions(modalities: Sequence[str]) -> list[str]:
+    """Every registered fusion (but ``unimodal``) and an ``only-<m>`` row per modality."""
+    names = [n for n in fusion_registry.available() if fusion_registry.fusion_class(n).family != "unimodal"]
+    return names + [f"{UNIMODAL_PREFIX}{m}" for m in modalities]
+
+
+def run_config(base: TrainConfig, name: str, seed: int, options: Mapping[str, Any]) -> TrainConfig:
+    """The run of row ``name``: a fusion, or ``only-<m>`` (that modality's encoder and the same head)."""
+    if name.startswith(UNIMODAL_PREFIX):
+        return base.replace(fusion="unimodal", modalities=[name[len(UNIMODAL_PREFIX):]], seed=seed,
+                            fusion_options=dict(options))
+    return base.replace(fusion=name, seed=seed, fusion_options=dict(options))
+
+
+def family(name: str) -> str:
+    return "unimodal" if name.startswith(UNIMODAL_PREFIX) else fusion_registry.fusion_class(name).family
+
+
+def graph_summary(graph: Any) -> dict[str, Any]:
+    """The statistics that stand beside every WS result (design §7)."""
+    stats = graph.stats()
+    keys = ("num_nodes", "num_edges", "cross_modal_fraction", "clustering", "path_length")
+    return {k: stats[k] for k in keys} | {"k": graph.k, "beta": graph.beta, "order": graph.order}
 
 
 def compare(
@@ -80,71 +143,94 @@ def compare(
 ) -> dict[str, Any]:
     """Train every fusion with the same encoders, data, seeds and epoch budget; evaluate them alike.
 
-    Per fusion (mean ± std over seeds): test accuracy, fusion-module and total
-    parameters, training time, inference latency, the area under the
+    ``fusions`` are registered names or ``only-<modality>`` unimodal rows
+    (default: :func:`default_fusions`, every fusion plus one unimodal row per
+    modality). Per row, over ``seeds``: test accuracy (mean, std, per seed,
+    95% t-interval half-width ``test_acc_ci95``), ``vs_best_baseline`` (the
+    best non-WS, non-unimodal row by mean test accuracy: difference of means
+    and the two-sided paired t-test p-value over the same seeds), fusion-module
+    and total parameters, training time, inference latency, the area under the
     accuracy-vs-noise curve (noise on one modality at a time, averaged over
-    modalities) and the accuracy with each modality missing. With ``out``,
-    writes ``results.json``, ``results.md`` and PNG plots there; each run
-    checkpoints under ``out/runs/``, so rerunning the same comparison after a
-    crash or kill continues where it stopped (finished runs are only
-    re-evaluated).
+    modalities), the accuracy with each modality missing, and for WS rows the
+    graph's statistics. With ``out``, writes ``results.json``, ``results.md``
+    and PNG plots there; each run checkpoints under ``out/runs/``, so rerunning
+    the same comparison after a crash or kill continues where it stopped
+    (finished runs are only re-evaluated).
     """
-    fusions = list(fusions or fusion_registry.available())
+    seeds = [int(s) for s in seeds]
     fusion_options = dict(fusion_options or {})
     rows, curves, histories, graphs = [], {}, {}, {}
-    bar = tqdm(total=len(fusions) * len(seeds), desc="compare", unit="run", disable=not progress)
     datasets_by_seed = {seed: build_datasets(base.replace(seed=seed)) for seed in seeds}
+    all_modalities = list(datasets_by_seed[seeds[0]][2].inputs)
+    fusions = list(fusions or default_fusions(all_modalities))
+    bar = tqdm(total=len(fusions) * len(seeds), desc="compare", unit="run", disable=not progress)
     for name in fusions:
         per_seed: list[dict[str, Any]] = []
         for seed in seeds:
             bar.set_postfix(fusion=name, seed=seed)
-            config = base.replace(fusion=name, seed=seed, fusion_options=dict(fusion_options.get(name, {})))
+            config = run_config(base, name, seed, fusion_options.get(name, {}))
             datasets = datasets_by_seed[seed]
             run_dir = None if out is None else Path(out) / "runs" / f"{name}-seed{seed}"
             # resume=True: rerunning the same command continues unfinished runs and re-evaluates finished ones.
             result, model = train(config, run_dir, resume=run_dir is not None, datasets=datasets, progress=False)
-            test = datasets[2]
-            modalities = list(test.inputs)
+            test = select_modalities(datasets[2], config.modalities)
+            used = list(test.inputs)
+            clean = result["test_acc"]
+            # A modality the model does not use cannot change its output: flat curves, clean accuracy.
             robustness = {
-                m: [evaluate(model, test, transform=noise_transform(m, level, 1000 + seed))["acc"] for level in noise_levels]
-                for m in modalities
+                m: [evaluate(model, test, transform=noise_transform(m, level, 1000 + seed))["acc"] if m in used else clean
+                    for level in noise_levels]
+                for m in all_modalities
             }
             per_seed.append({
-                "test_acc": result["test_acc"],
+                "seed": seed,
+                "test_acc": clean,
+                "val_acc": result["val_acc"],
+                "best_epoch": result["best_epoch"],
+                "epochs_run": result["epochs_run"],
                 "train_seconds": result["train_seconds"],
                 "latency_ms": latency_ms(model, test),
                 "noise_auc": float(np.mean([_auc(noise_levels, accs) for accs in robustness.values()])),
                 "robustness": robustness,
-                "missing_acc": {m: evaluate(model, test, transform=missing_transform(m))["acc"] for m in modalities},
+                "missing_acc": {m: evaluate(model, test, transform=missing_transform(m))["acc"] if m in used else clean
+                                for m in all_modalities},
                 "fusion_params": sum(p.numel() for p in model.fusion.parameters()),
                 "total_params": sum(p.numel() for p in model.parameters()),
-                "epochs_run": result["epochs_run"],
             })
             if seed == seeds[0]:
                 histories[name] = result["history"]
                 if hasattr(model.fusion, "graph"):
                     graphs[name] = model.fusion.graph
             bar.update()
-        acc, acc_std = _mean_std([r["test_acc"] for r in per_seed])
-        modalities = list(per_seed[0]["missing_acc"])
-        rows.append({
+        accs = [r["test_acc"] for r in per_seed]
+        acc, acc_std = _mean_std(accs)
+        row = {
             "fusion": name,
+            "family": family(name),
+            "options": dict(fusion_options.get(name, {})),
             "test_acc": acc,
             "test_acc_std": acc_std,
+            "test_acc_per_seed": accs,
+            "test_acc_ci95": ci95(accs),
+            "val_acc": float(np.mean([r["val_acc"] for r in per_seed])),
             "fusion_params": per_seed[0]["fusion_params"],
             "total_params": per_seed[0]["total_params"],
             "train_seconds": float(np.mean([r["train_seconds"] for r in per_seed])),
             "latency_ms": float(np.mean([r["latency_ms"] for r in per_seed])),
             "noise_auc": float(np.mean([r["noise_auc"] for r in per_seed])),
-            "missing_acc": {m: float(np.mean([r["missing_acc"][m] for r in per_seed])) for m in modalities},
+            "missing_acc": {m: float(np.mean([r["missing_acc"][m] for r in per_seed])) for m in all_modalities},
             "seeds": per_seed,
-        })
-        curves[name] = {m: np.mean([r["robustness"][m] for r in per_seed], axis=0).tolist() for m in modalities}
+        }
+        if name in graphs:
+            row["graph"] = graph_summary(graphs[name])
+        rows.append(row)
+        curves[name] = {m: np.mean([r["robustness"][m] for r in per_seed], axis=0).tolist() for m in all_modalities}
     bar.close()
+    add_paired_tests(rows)
     results = {
         "rows": rows,
-        "config": {**base.to_dict(), "fusions": fusions, "seeds": list(seeds), "noise_levels": list(noise_levels),
-                   "fusion_options": {k: dict(v) for k, v in fusion_options.items()}},
+        "config": {**base.to_dict(), "fusions": fusions, "seeds": seeds, "noise_levels": list(noise_levels),
+                   "fusion_options": {k: dict(v) for k, v in fusion_options.items()}, "alpha": ALPHA},
         "histories": histories,
     }
     if out is not None:
@@ -152,19 +238,53 @@ def compare(
     return results
 
 
+def add_paired_tests(rows: list[dict[str, Any]]) -> None:
+    """Set every row's ``vs_best_baseline``: the best baseline row by mean test accuracy, same seeds."""
+    baselines = [r for r in rows if r["family"] == "baseline"]
+    if not baselines:
+        return
+    best = max(baselines, key=lambda r: r["test_acc"])
+    for row in rows:
+        delta = row["test_acc"] - best["test_acc"]
+        p = None if row is best else paired_p_value(row["test_acc_per_seed"], best["test_acc_per_seed"])
+        row["vs_best_baseline"] = {"fusion": best["fusion"], "delta": delta, "p_value": p}
+
+
 def results_markdown(results: dict[str, Any]) -> str:
     rows = results["rows"]
     modalities = list(rows[0]["missing_acc"]) if rows else []
     seeds = len(results["config"]["seeds"])
-    head = ["fusion", f"test acc ({seeds} seed{'s' if seeds > 1 else ''})", "fusion params", "total params",
-            "train s", "latency ms", "noise AUC", *(f"{m} missing" for m in modalities)]
+    head = ["fusion", f"test acc ({seeds} seed{'s' if seeds > 1 else ''})", "95% CI", "vs best baseline",
+            "fusion params", "total params", "train s", "latency ms", "noise AUC",
+            *(f"{m} missing" for m in modalities)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         acc = f"{r['test_acc']:.3f} ± {r['test_acc_std']:.3f}" if seeds > 1 else f"{r['test_acc']:.3f}"
-        cells = [f"`{r['fusion']}`", acc, f"{r['fusion_params']:,}", f"{r['total_params']:,}", f"{r['train_seconds']:.0f}",
-                 f"{r['latency_ms']:.2f}", f"{r['noise_auc']:.3f}", *(f"{r['missing_acc'][m]:.3f}" for m in modalities)]
+        ci = f"[{r['test_acc'] - r['test_acc_ci95']:.3f}, {r['test_acc'] + r['test_acc_ci95']:.3f}]"
+        cells = [f"`{r['fusion']}`", acc, ci, _versus(r), f"{r['fusion_params']:,}", f"{r['total_params']:,}",
+                 f"{r['train_seconds']:.0f}", f"{r['latency_ms']:.2f}", f"{r['noise_auc']:.3f}",
+                 *(f"{r['missing_acc'][m]:.3f}" for m in modalities)]
         lines.append("| " + " | ".join(cells) + " |")
+    graph_rows = [r for r in rows if "graph" in r]
+    if graph_rows:
+        lines += ["", "| WS fusion | graph | nodes | edges | cross-modal fraction | clustering | avg path length |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in graph_rows:
+            g = r["graph"]
+            path = "—" if g["path_length"] is None else f"{g['path_length']:.2f}"
+            lines.append(f"| `{r['fusion']}` | k={g['k']}, beta={g['beta']}, {g['order']} | {g['num_nodes']} | "
+                         f"{g['num_edges']} | {g['cross_modal_fraction']:.3f} | {g['clustering']:.3f} | {path} |")
     return "\n".join(lines) + "\n"
+
+
+def _versus(row: dict[str, Any]) -> str:
+    vs = row.get("vs_best_baseline")
+    if vs is None:
+        return "—"
+    if vs["fusion"] == row["fusion"]:
+        return "best baseline"
+    p = "" if vs["p_value"] is None else f", p = {vs['p_value']:.3f}"
+    return f"{verdict(vs['delta'], vs['p_value'])} ({vs['delta']:+.3f}{p})"
 
 
 def write_report(

@@ -22,9 +22,14 @@ class TrainConfig:
         synthetic_shapes: Per-sample shape of each synthetic modality
             (default: the notebook's visual/text/audio shapes).
         synthetic_classes: Number of synthetic classes.
+        modalities: Train on these modalities of the data only (``None``: all);
+            ``fusion="unimodal"`` with one modality is a unimodal reference run.
         fusion: A name from :func:`wsfusion.fusion.available`.
         fusion_options: Keyword options of that fusion.
         feature_dim: Size of every encoder's output (the fusion's inputs).
+        encoder_pool: How the encoders pool their tokens into the vector that
+            pooled fusions read: ``"flatten"``, ``"attention"`` or ``"mean"``
+            (see :class:`wsfusion.encoders.ModalityEncoder`).
         fused_dim: Fusion output size, read by a linear classification head.
         encoder_channels: CNN widths of the visual/audio encoders.
         epochs: Epoch budget (early stopping may end sooner).
@@ -48,9 +53,11 @@ class TrainConfig:
     synthetic_samples: int = 2000
     synthetic_shapes: dict[str, list[int]] | None = None
     synthetic_classes: int = 10
+    modalities: list[str] | None = None
     fusion: str = "late"
     fusion_options: dict[str, Any] = field(default_factory=dict)
     feature_dim: int = 64
+    encoder_pool: str = "flatten"
     fused_dim: int = 64
     encoder_channels: tuple[int, int, int] = (16, 32, 64)
     epochs: int = 10
@@ -81,6 +88,14 @@ class TrainConfig:
             raise ValueError(f"rewire must be None, 'set' or 'rigl', got {self.rewire!r}")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout!r}")
+        from wsfusion.encoders import POOLS
+
+        if self.encoder_pool not in POOLS:
+            raise ValueError(f"encoder_pool must be one of {POOLS}, got {self.encoder_pool!r}")
+        if self.modalities is not None:
+            if isinstance(self.modalities, str) or not self.modalities or len(set(self.modalities)) != len(self.modalities):
+                raise ValueError(f"modalities must be a non-empty list of distinct names or None, got {self.modalities!r}")
+            object.__setattr__(self, "modalities", [str(m) for m in self.modalities])
         object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
 
     def to_dict(self) -> dict[str, Any]:

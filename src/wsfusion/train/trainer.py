@@ -9,6 +9,7 @@ import json
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,12 +31,48 @@ RESULT = "result.json"
 
 
 class InMemoryDataset(Protocol):
-    """What the trainer needs of a dataset: the whole split as tensors."""
+    """What the trainer needs of a dataset: the whole split as tensors.
+
+    ``input_masks`` (optional) marks the real positions of padded sequences,
+    ``{m: (N, L_m)}`` bool (e.g. AV-digits' audio frames).
+    """
 
     inputs: Mapping[str, Tensor]
     labels: Tensor
     modality_shapes: Mapping[str, tuple[int, ...]]
     num_classes: int
+
+
+@dataclass(frozen=True)
+class ModalitySubset:
+    """A dataset restricted to some of its modalities (a view: no tensor is copied)."""
+
+    inputs: Mapping[str, Tensor]
+    labels: Tensor
+    modality_shapes: Mapping[str, tuple[int, ...]]
+    num_classes: int
+    input_masks: Mapping[str, Tensor]
+
+
+def input_masks(dataset: InMemoryDataset) -> Mapping[str, Tensor]:
+    """The dataset's padding masks ``{m: (N, L_m)}`` (empty when it has none)."""
+    return getattr(dataset, "input_masks", {})
+
+
+def select_modalities(dataset: InMemoryDataset, modalities: Sequence[str] | None) -> InMemoryDataset:
+    """``dataset`` with only ``modalities`` (all of them for ``None``)."""
+    if modalities is None:
+        return dataset
+    unknown = [m for m in modalities if m not in dataset.inputs]
+    if unknown:
+        raise ValueError(f"modality {unknown[0]!r} is not in the data; it has {list(dataset.inputs)}")
+    return ModalitySubset(
+        inputs={m: dataset.inputs[m] for m in modalities},
+        labels=dataset.labels,
+        modality_shapes={m: dataset.modality_shapes[m] for m in modalities},
+        num_classes=dataset.num_classes,
+        input_masks={m: v for m, v in input_masks(dataset).items() if m in modalities},
+    )
 
 
 class Callback:
@@ -80,9 +117,16 @@ def build_datasets(config: TrainConfig) -> tuple[InMemoryDataset, InMemoryDatase
 
 def build_model(config: TrainConfig, modality_shapes: Mapping[str, tuple[int, ...]], num_classes: int) -> MultiModalNetwork:
     """Encoders for the data's modalities, the configured fusion and a linear head."""
-    encoders = {m: encoder_for(m, shape, config.feature_dim, config.encoder_channels) for m, shape in modality_shapes.items()}
+    fusion_class = fusion_registry.fusion_class(config.fusion)
     options = dict(config.fusion_options)
-    if fusion_registry.fusion_class(config.fusion).__name__ == "WSGraphFusion" and options.get("tokens") is True:
+    # Token fusions never read the pooled vector: their encoders get the parameter-free pool.
+    takes_tokens = fusion_class.accepts_tokens or fusion_class.needs_token_counts or options.get("tokens") is True
+    pool = "mean" if takes_tokens else config.encoder_pool
+    encoders = {
+        m: encoder_for(m, shape, config.feature_dim, config.encoder_channels, pool=pool)
+        for m, shape in modality_shapes.items()
+    }
+    if fusion_class.needs_token_counts or options.get("tokens") is True:
         options["tokens"] = {m: e.num_tokens for m, e in encoders.items()}
     fused = fusion_registry.build(
         config.fusion, {m: config.feature_dim for m in encoders}, config.fused_dim, allow_missing=True, **options
@@ -95,6 +139,8 @@ def batches(
     rank: int = 0, world_size: int = 1,
 ) -> Iterator[tuple[dict[str, Tensor], Tensor, Tensor]]:
     """``(inputs, labels, index)`` batches; shuffled when a generator is given.
+
+    The batch's padding masks are ``{m: v[index] for m, v in input_masks(dataset).items()}``.
 
     With several ranks each takes every ``world_size``-th sample of the same
     permutation, padded by wrapping around so all ranks run the same number
@@ -129,13 +175,14 @@ def evaluate(
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
+    padding = input_masks(dataset)
     for inputs, labels, index in batches(dataset, batch_size, rank=env.rank, world_size=env.world_size):
         mask = None
         if transform is not None:
             inputs, mask = transform(inputs, index)
         inputs = {m: x.to(device) for m, x in inputs.items()}
         mask = None if mask is None else {m: v.to(device) for m, v in mask.items()}
-        logits = model(inputs, mask)
+        logits = model(inputs, mask, {m: v[index].to(device) for m, v in padding.items() if m in inputs})
         labels = labels.to(device)
         totals += torch.tensor([F.cross_entropy(logits, labels, reduction="sum").item(),
                                 (logits.argmax(-1) == labels).sum().item(), labels.numel()], dtype=torch.float64)
@@ -182,7 +229,8 @@ class Trainer:
                                           mode=config.rewire, seed=config.seed))
         self.progress = progress and self.env.is_main
         torch.manual_seed(config.seed)
-        self.train_set, self.val_set, self.test_set = datasets if datasets is not None else build_datasets(config)
+        splits = datasets if datasets is not None else build_datasets(config)
+        self.train_set, self.val_set, self.test_set = (select_modalities(d, config.modalities) for d in splits)
         shapes, classes = self.train_set.modality_shapes, self.train_set.num_classes
         self.model = build_model(config, shapes, classes).to(self.device)
         self.steps_per_epoch = math.ceil(math.ceil(len(self.train_set.labels) / self.env.world_size) / config.batch_size)
@@ -277,14 +325,16 @@ class Trainer:
             generator = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
             model.train()
             totals = torch.zeros(3, dtype=torch.float64)
-            for inputs, labels, _ in batches(self.train_set, config.batch_size, generator=generator,
-                                             rank=self.env.rank, world_size=self.env.world_size):
+            padding = input_masks(self.train_set)
+            for inputs, labels, index in batches(self.train_set, config.batch_size, generator=generator,
+                                                 rank=self.env.rank, world_size=self.env.world_size):
                 inputs, mask = self._augment(inputs, generator)
                 inputs = {m: x.to(self.device) for m, x in inputs.items()}
                 mask = None if mask is None else {m: v.to(self.device) for m, v in mask.items()}
+                input_mask = {m: v[index].to(self.device) for m, v in padding.items()}
                 labels = labels.to(self.device)
                 try:
-                    logits = model(inputs, mask)
+                    logits = model(inputs, mask, input_mask)
                     loss = F.cross_entropy(logits, labels)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # DDP all-reduces gradients here

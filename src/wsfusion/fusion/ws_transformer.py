@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from wsfusion._validation import check_heads
+from wsfusion.fusion.ws_graph import WSGraphFusion
+from wsfusion.graphs import CrossModalGraph
+
+
+class WSTransformerFusion(WSGraphFusion):
+    r"""A small-world sparse Transformer over every modality's tokens: ``transformer`` with WS attention.
+
+    The WS-sparse counterpart of :class:`~wsfusion.fusion.MultiModalTransformer`
+    at equal width (``embed_dim``), depth (``num_layers``), heads and
+    feed-forward size (``2 * embed_dim``), so that the pair isolates *dense*
+    against *small-world sparse* attention. Every token of every modality is
+    one node of a Watts–Strogatz ring (``order="interleaved"`` by default, so
+    modalities alternate around the ring and cross-modal edges exist even at
+    ``beta = 0``); each pre-norm block attends only over a node's ``k`` graph
+    neighbours (:class:`~wsfusion.nn.CrossModalAttentionConv`, with relation
+    embeddings per modality pair), then a feed-forward block:
+
+    .. math::
+        \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}\big(
+            \mathrm{softmax}_{j \in \mathcal{N}(i)}\big(\tfrac{\mathbf{q}_i^\top(\mathbf{k}_j + \mathbf{r}_{ij})}{\sqrt{d}}\big)\,
+            \mathbf{v}_j\big)_{\mathrm{LN}(\mathbf{X})}, \qquad
+        \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}\big(\mathrm{FFN}(\mathrm{LN}(\mathbf{X}))\big)
+
+    A final LN and attention pooling over all present tokens (a learned query,
+    where the dense Transformer reads a ``[CLS]`` token) give the output.
+    Attention costs :math:`O(N k)` score pairs per head instead of the dense
+    :math:`O(N^2)`. It is :class:`WSGraphFusion` with ``tokens``,
+    ``conv="attention"``, ``norm="pre"``, ``ffn_dim=2 * embed_dim`` and
+    ``readout="attention"``; missing modalities and padded tokens are removed
+    from the graph, not zero-filled.
+
+    Args:
+        modality_dims (Mapping[str, int]): Feature size of each modality.
+        out_dim (int): Output size.
+        tokens (Mapping[str, int]): Token count of each modality (the
+            trainer fills it in from the encoders).
+        embed_dim (int, optional): Width. (default: :obj:`128`)
+        num_heads (int, optional): Attention heads. (default: :obj:`4`)
+        num_layers (int, optional): Blocks. (default: :obj:`2`)
+        k (int, optional): WS ring degree. (default: :obj:`8`)
+        beta (float, optional): WS rewiring probability. (default: :obj:`0.3`)
+        seed (int, optional): Graph seed. (default: :obj:`0`)
+        order (str, optional): ``"interleaved"`` or ``"blocked"``.
+            (default: :obj:`"interleaved"`)
+        graph (CrossModalGraph, optional): Use this token graph instead.
+            (default: :obj:`None`)
+        dropout (float, optional): Dropout on attention coefficients and on
+            each block's update, as in ``transformer``. (default: :obj:`0.1`)
+        allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
+
+    Shapes:
+        - **input:** ``{m: (B, T_m, D_m)}``; optional ``mask {m: (B,)}`` and
+          ``token_mask {m: (B, T_m)}`` bool
+        - **output:** :math:`(B, out\_dim)`
+    """
+
+    accepts_tokens = True
+    needs_token_counts = True
+
+    def __init__(
+        self,
+        modality_dims: Mapping[str, int],
+        out_dim: int,
+        tokens: Mapping[str, int],
+        embed_dim: int = 128,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        k: int = 8,
+        beta: float = 0.3,
+        seed: int | None = 0,
+        order: str = "interleaved",
+        graph: CrossModalGraph | None = None,
+        dropout: float = 0.1,
+        allow_missing: bool = False,
+    ) -> None:
+        embed_dim, num_heads = check_heads(embed_dim, "embed_dim", num_heads, "num_heads")
+        super().__init__(
+            modality_dims, out_dim, tokens=tokens, node_dim=embed_dim, conv="attention", num_layers=num_layers,
+            heads=num_heads, readout="attention", k=k, beta=beta, seed=seed, order=order, graph=graph,
+            dropout=dropout, allow_missing=allow_missing, norm="pre", ffn_dim=2 * embed_dim,
+            attention_dropout=dropout,
+        )
