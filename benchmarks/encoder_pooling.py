@@ -33,12 +33,16 @@ def main() -> None:
     parser.add_argument("--hard", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", default="docs/results/pooling")
     parser.add_argument("--pools", default=",".join(POOLS), help="comma-separated subset of the pools")
+    parser.add_argument("--summarise", action="store_true", help="only summarise finished pools")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     base = TrainConfig(data="av-digits", hard=args.hard, epochs=args.epochs, patience=None)
     summary = []
     for pool in args.pools.split(","):
-        results = compare(base.replace(encoder_pool=pool), ROWS, seeds, Path(args.out) / pool, progress=False)
+        if args.summarise:
+            results = json.loads((Path(args.out) / pool / "results.json").read_text())
+        else:
+            results = compare(base.replace(encoder_pool=pool), ROWS, seeds, Path(args.out) / pool, progress=False)
         for row in results["rows"]:
             val = [s["val_acc"] for s in row["seeds"]]
             summary.append({"pool": pool, "fusion": row["fusion"], "val_acc": float(np.mean(val)),

@@ -117,9 +117,27 @@ def test_markdown_table_has_a_row_per_fusion_and_says_the_verdict(report):
     assert sum(line.startswith("| `ws-") for line in graphs.splitlines()) == 2
 
 
-def test_rerunning_reuses_the_finished_runs(report):
+def test_rerunning_reuses_the_finished_runs(report, monkeypatch):
     out, results = report
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr("wsfusion.train.compare.train", fail)
+    monkeypatch.setattr("wsfusion.train.compare.evaluate", fail)
     again = compare(BASE, FUSIONS, seeds=(0, 1, 2), out=out, fusion_options=OPTIONS, progress=False)
-    for a, b in zip(results["rows"], again["rows"]):
-        assert a["test_acc"] == b["test_acc"] and a["train_seconds"] == b["train_seconds"]
-        assert a["missing_acc"] == b["missing_acc"] and a["noise_auc"] == b["noise_auc"]
+    assert json.loads(json.dumps(again["rows"])) == json.loads(json.dumps(results["rows"]))
+
+
+def test_a_changed_config_is_not_read_from_the_cache(report, monkeypatch):
+    out, _ = report
+
+    class Retrained(Exception):
+        pass
+
+    def retrain(config, *args, **kwargs):
+        raise Retrained(config.lr)
+
+    monkeypatch.setattr("wsfusion.train.compare.train", retrain)
+    with pytest.raises(Retrained, match="0.001"):
+        compare(BASE.replace(lr=1e-3), ["late"], seeds=(0,), out=out, progress=False)

@@ -14,8 +14,9 @@ import torch
 from tqdm.auto import tqdm
 
 from wsfusion import fusion as fusion_registry
+from wsfusion.train.checkpoint import atomic_write
 from wsfusion.train.config import TrainConfig
-from wsfusion.train.trainer import build_datasets, evaluate, input_masks, select_modalities, train
+from wsfusion.train.trainer import RESULT, build_datasets, build_model, evaluate, input_masks, select_modalities, train
 
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -131,6 +132,61 @@ def graph_summary(graph: Any) -> dict[str, Any]:
     return {k: stats[k] for k in keys} | {"k": graph.k, "beta": graph.beta, "order": graph.order}
 
 
+EVALUATION = "evaluation.json"
+
+
+def run_and_evaluate(
+    config: TrainConfig,
+    run_dir: Path | None,
+    datasets: Sequence[Any],
+    all_modalities: Sequence[str],
+    noise_levels: Sequence[float],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train one run (resuming it) and evaluate it; return its evaluation and training history.
+
+    A finished run's evaluation is stored in ``run_dir/evaluation.json``
+    beside its ``result.json``; a rerun with the same config and noise levels
+    reads it back instead of evaluating again.
+    """
+    cache = None if run_dir is None else run_dir / EVALUATION
+    if cache is not None and cache.exists() and (run_dir / RESULT).exists():
+        saved = json.loads(cache.read_text())
+        if saved["config"] == config.to_dict() and saved["noise_levels"] == list(noise_levels):
+            return saved["evaluation"], json.loads((run_dir / RESULT).read_text())["history"]
+    result, model = train(config, run_dir, resume=run_dir is not None, datasets=datasets, progress=False)
+    test = select_modalities(datasets[2], config.modalities)
+    used = list(test.inputs)
+    clean = result["test_acc"]
+    seed = config.seed
+    # A modality the model does not use cannot change its output: flat curves, clean accuracy.
+    robustness = {
+        m: [evaluate(model, test, transform=noise_transform(m, level, 1000 + seed))["acc"] if m in used else clean
+            for level in noise_levels]
+        for m in all_modalities
+    }
+    evaluation = {
+        "seed": seed,
+        "test_acc": clean,
+        "val_acc": result["val_acc"],
+        "best_epoch": result["best_epoch"],
+        "epochs_run": result["epochs_run"],
+        "train_seconds": result["train_seconds"],
+        "latency_ms": latency_ms(model, test),
+        "noise_auc": float(np.mean([_auc(noise_levels, accs) for accs in robustness.values()])),
+        "robustness": robustness,
+        "missing_acc": {m: evaluate(model, test, transform=missing_transform(m))["acc"] if m in used else clean
+                        for m in all_modalities},
+        "fusion_params": sum(p.numel() for p in model.fusion.parameters()),
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "graph": graph_summary(model.fusion.graph) if hasattr(model.fusion, "graph") else None,
+    }
+    if cache is not None:
+        text = json.dumps({"config": config.to_dict(), "noise_levels": list(noise_levels), "evaluation": evaluation},
+                          indent=2) + "\n"
+        atomic_write(cache, lambda f: f.write(text.encode()))
+    return evaluation, result["history"]
+
+
 def compare(
     base: TrainConfig,
     fusions: Sequence[str] | None = None,
@@ -155,7 +211,7 @@ def compare(
     graph's statistics. With ``out``, writes ``results.json``, ``results.md``
     and PNG plots there; each run checkpoints under ``out/runs/``, so rerunning
     the same comparison after a crash or kill continues where it stopped
-    (finished runs are only re-evaluated).
+    (finished runs are read back with their evaluation, not run again).
     """
     seeds = [int(s) for s in seeds]
     fusion_options = dict(fusion_options or {})
@@ -169,38 +225,13 @@ def compare(
         for seed in seeds:
             bar.set_postfix(fusion=name, seed=seed)
             config = run_config(base, name, seed, fusion_options.get(name, {}))
-            datasets = datasets_by_seed[seed]
             run_dir = None if out is None else Path(out) / "runs" / f"{name}-seed{seed}"
-            # resume=True: rerunning the same command continues unfinished runs and re-evaluates finished ones.
-            result, model = train(config, run_dir, resume=run_dir is not None, datasets=datasets, progress=False)
-            test = select_modalities(datasets[2], config.modalities)
-            used = list(test.inputs)
-            clean = result["test_acc"]
-            # A modality the model does not use cannot change its output: flat curves, clean accuracy.
-            robustness = {
-                m: [evaluate(model, test, transform=noise_transform(m, level, 1000 + seed))["acc"] if m in used else clean
-                    for level in noise_levels]
-                for m in all_modalities
-            }
-            per_seed.append({
-                "seed": seed,
-                "test_acc": clean,
-                "val_acc": result["val_acc"],
-                "best_epoch": result["best_epoch"],
-                "epochs_run": result["epochs_run"],
-                "train_seconds": result["train_seconds"],
-                "latency_ms": latency_ms(model, test),
-                "noise_auc": float(np.mean([_auc(noise_levels, accs) for accs in robustness.values()])),
-                "robustness": robustness,
-                "missing_acc": {m: evaluate(model, test, transform=missing_transform(m))["acc"] if m in used else clean
-                                for m in all_modalities},
-                "fusion_params": sum(p.numel() for p in model.fusion.parameters()),
-                "total_params": sum(p.numel() for p in model.parameters()),
-            })
+            evaluation, history = run_and_evaluate(config, run_dir, datasets_by_seed[seed], all_modalities, noise_levels)
+            per_seed.append(evaluation)
             if seed == seeds[0]:
-                histories[name] = result["history"]
-                if hasattr(model.fusion, "graph"):
-                    graphs[name] = model.fusion.graph
+                histories[name] = history
+                if evaluation["graph"] is not None:
+                    graphs[name] = evaluation["graph"]
             bar.update()
         accs = [r["test_acc"] for r in per_seed]
         acc, acc_std = _mean_std(accs)
@@ -222,11 +253,14 @@ def compare(
             "seeds": per_seed,
         }
         if name in graphs:
-            row["graph"] = graph_summary(graphs[name])
+            row["graph"] = graphs[name]
         rows.append(row)
         curves[name] = {m: np.mean([r["robustness"][m] for r in per_seed], axis=0).tolist() for m in all_modalities}
     bar.close()
     add_paired_tests(rows)
+    for r in rows:
+        for seed in r["seeds"]:
+            seed.pop("graph")
     results = {
         "rows": rows,
         "config": {**base.to_dict(), "fusions": fusions, "seeds": seeds, "noise_levels": list(noise_levels),
@@ -234,7 +268,13 @@ def compare(
         "histories": histories,
     }
     if out is not None:
-        write_report(results, curves, graphs, Path(out))
+        plotted = {}
+        if graphs:  # the first WS row's graph, rebuilt from its config (cheap: no training)
+            name = next(iter(graphs))
+            train_set = datasets_by_seed[seeds[0]][0]
+            config = run_config(base, name, seeds[0], fusion_options.get(name, {}))
+            plotted[name] = build_model(config, train_set.modality_shapes, train_set.num_classes).fusion.graph
+        write_report(results, curves, plotted, Path(out))
     return results
 
 
