@@ -151,31 +151,35 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``train`` and ``compare`` (fields of TrainConfig)."""
+    """Options shared by ``train`` and ``compare`` (fields of TrainConfig, with its defaults)."""
+    from wsfusion.data.synthetic import KINDS as SYNTHETIC_KINDS
     from wsfusion.encoders import POOLS
-    from wsfusion.train.config import DATASETS
+    from wsfusion.train.config import DATASETS, TrainConfig
 
+    d = TrainConfig()
+    patience = "none" if d.patience is None else d.patience
     p.add_argument("--data", choices=DATASETS, default="av-digits", help="dataset (default: av-digits)")
     p.add_argument("--hard", action="store_true", help="AV-digits with noise on both modalities")
-    p.add_argument("--synthetic-kind", choices=("redundancy", "uniqueness", "synergy"), default="synergy",
-                   help="label structure of --data synthetic (default: synergy)")
-    p.add_argument("--synthetic-samples", type=int, default=2000,
-                   help="training samples of --data synthetic; val and test get a quarter each (default: 2000)")
-    p.add_argument("--epochs", type=int, default=10, help="epoch budget (default: 10)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size per process (default: 64)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default: 2e-3)")
-    p.add_argument("--patience", type=_parse_patience, default=5,
-                   help="early-stopping patience in epochs, or 'none' to train the whole budget (default: 5)")
-    p.add_argument("--modality-dropout", type=float, default=0.0,
-                   help="train-time probability of dropping each modality (default: 0)")
+    p.add_argument("--synthetic-kind", choices=SYNTHETIC_KINDS, default=d.synthetic_kind,
+                   help=f"label structure of --data synthetic (default: {d.synthetic_kind})")
+    p.add_argument("--synthetic-samples", type=int, default=d.synthetic_samples,
+                   help=f"training samples of --data synthetic; val and test get a quarter each (default: {d.synthetic_samples})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epoch budget (default: {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size per process (default: {d.batch_size})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"peak AdamW learning rate (default: {d.lr})")
+    p.add_argument("--patience", type=_parse_patience, default=d.patience,
+                   help=f"early-stopping patience in epochs, or 'none' to train the whole budget (default: {patience})")
+    p.add_argument("--modality-dropout", type=float, default=d.modality_dropout,
+                   help=f"train-time probability of dropping each modality (default: {d.modality_dropout})")
     p.add_argument("--rewire", choices=("set", "rigl"),
                    help="dynamic sparse rewiring of the WSLinear layers (ws-sparse), SET or RigL")
-    p.add_argument("--rewire-every", type=int, default=50, help="steps between rewiring updates (default: 50)")
-    p.add_argument("--rewire-alpha", type=float, default=0.3,
-                   help="initial fraction of edges replaced per update, cosine-decayed (default: 0.3)")
-    p.add_argument("--encoder-pool", choices=POOLS, default="flatten",
-                   help="how encoders pool their tokens for pooled fusions (default: flatten)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--rewire-every", type=int, default=d.rewire_every,
+                   help=f"steps between rewiring updates (default: {d.rewire_every})")
+    p.add_argument("--rewire-alpha", type=float, default=d.rewire_alpha,
+                   help=f"initial fraction of edges replaced per update, cosine-decayed (default: {d.rewire_alpha})")
+    p.add_argument("--encoder-pool", choices=POOLS, default=d.encoder_pool,
+                   help=f"how encoders pool their tokens for pooled fusions (default: {d.encoder_pool})")
+    p.add_argument("--device", default=d.device, help=f"cpu, cuda, cuda:N or auto (default: {d.device})")
     p.add_argument("--out", metavar="DIR", help="run folder for metrics, checkpoints and reports")
 
 

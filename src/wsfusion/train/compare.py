@@ -118,6 +118,8 @@ def run_config(base: TrainConfig, name: str, seed: int, options: Mapping[str, An
     if name.startswith(UNIMODAL_PREFIX):
         return base.replace(fusion="unimodal", modalities=[name[len(UNIMODAL_PREFIX):]], seed=seed,
                             fusion_options=dict(options))
+    if fusion_registry.fusion_class(name).family == "unimodal":
+        raise ValueError(f"compare: name a unimodal row by its modality, {UNIMODAL_PREFIX}<modality>, not {name!r}")
     return base.replace(fusion=name, seed=seed, fusion_options=dict(options))
 
 
