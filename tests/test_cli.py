@@ -162,3 +162,18 @@ def test_compare_reads_fusion_options_from_a_tuning_summary(tmp_path, monkeypatc
     assert seen["options"] == {"low-rank": {"rank": 8}}
     with pytest.raises(SystemExit, match="cannot read --fusion-options"):
         main(["compare", "--data", "synthetic", "--fusion-options", str(tmp_path / "nope.json")])
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "soon"])
+def test_bad_patience_is_an_argparse_error(text, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", "synthetic", "--patience", text])
+    assert exc.value.code == 2
+    assert "expected a positive integer or 'none'" in capsys.readouterr().err
+
+
+def test_fusion_options_must_map_fusions_to_options(tmp_path):
+    listing = tmp_path / "list.json"
+    listing.write_text("[1, 2]")
+    with pytest.raises(SystemExit, match=r"must hold a JSON object \{fusion: \{option: value\}\}"):
+        main(["compare", "--data", "synthetic", "--fusion-options", str(listing)])

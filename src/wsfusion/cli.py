@@ -199,9 +199,12 @@ def _parse_patience(text: str) -> int | None:
     if text.lower() == "none":
         return None
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}")
+    return value
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -235,7 +238,8 @@ def _load_fusion_options(path: str | None) -> dict[str, dict[str, object]]:
         options = json.loads(open(path).read())
     except (OSError, json.JSONDecodeError) as exc:
         raise SystemExit(f"wsfusion: cannot read --fusion-options {path}: {exc}") from None
-    options = options.get("chosen", options)  # a tuning summary holds them under "chosen"
+    if isinstance(options, dict):
+        options = options.get("chosen", options)  # a tuning summary holds them under "chosen"
     if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
         raise SystemExit(f"wsfusion: --fusion-options {path} must hold a JSON object {{fusion: {{option: value}}}}")
     return options

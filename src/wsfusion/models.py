@@ -76,15 +76,15 @@ class MultiModalNetwork(nn.Module):
     def modalities(self) -> tuple[str, ...]:
         return self.fusion.modalities
 
-    def encode(
+    def encode(self, inputs: Mapping[str, Tensor], input_mask: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Run each present modality's encoder: pooled ``[B, D]``, or tokens ``[B, T, D]`` for a token fusion."""
+        return self.encode_with_token_mask(inputs, input_mask)[0]
+
+    def encode_with_token_mask(
         self, inputs: Mapping[str, Tensor], input_mask: Mapping[str, Tensor] | None = None
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Run each present modality's encoder.
-
-        Returns the features (pooled ``[B, D]``, or tokens ``[B, T, D]`` for a
-        token fusion) and, for the modalities given an ``input_mask``, their
-        token masks ``[B, T]`` (empty for pooled features).
-        """
+        """:meth:`encode`, and the token masks ``[B, T]`` of the modalities given an
+        ``input_mask`` when the fusion takes tokens (empty otherwise)."""
         if not isinstance(inputs, Mapping):
             raise TypeError(f"MultiModalNetwork takes a mapping modality -> input tensor, got {type(inputs).__name__}")
         check_modality_keys(inputs, self.modalities, what="MultiModalNetwork", allow_missing=self.fusion.allow_missing)
@@ -112,7 +112,7 @@ class MultiModalNetwork(nn.Module):
         mask: Mapping[str, Tensor] | None = None,
         input_mask: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
-        features, token_mask = self.encode(inputs, input_mask)
+        features, token_mask = self.encode_with_token_mask(inputs, input_mask)
         if token_mask:
             return self.head(self.fusion(features, mask, token_mask=token_mask))
         return self.head(self.fusion(features, mask))

@@ -104,15 +104,16 @@ def test_audio_token_mask_covers_each_tokens_frames():
 
 
 def test_text_encoder_does_not_attend_to_padding():
-    # A padded token's content cannot reach the real tokens through self-attention.
+    # Called on the tokens directly (no input zeroing), a padded position's content must not
+    # reach the real tokens: the key-padding mask alone has to keep it out.
     torch.manual_seed(0)
     encoder = TextEncoder(in_dim=4, seq_len=5, out_dim=8, num_heads=2, pool="mean").eval()
     x = torch.randn(1, 5, 4)
-    mask = torch.tensor([[True, True, True, False, False]])
-    _, tokens = encoder(x, return_tokens=True, input_mask=mask)
+    real = torch.tensor([[True, True, True, False, False]])
     y = x.clone()
     y[:, 3:] = 100.0
-    torch.testing.assert_close(encoder(y, return_tokens=True, input_mask=mask)[1][:, :3], tokens[:, :3])
+    torch.testing.assert_close(encoder.tokens(y, real)[:, :3], encoder.tokens(x, real)[:, :3])
+    assert not torch.allclose(encoder.tokens(y, None)[:, :3], encoder.tokens(x, None)[:, :3])
     # An all-padding sample stays finite.
     assert torch.isfinite(encoder(x, input_mask=torch.zeros(1, 5, dtype=torch.bool))).all()
 

@@ -42,10 +42,15 @@ def test_output_scale_at_initialisation(name, config):
     assert low <= std <= high, f"{name}: output std {std:.4f} at initialisation is outside {SCALE_BAND}"
 
 
-@pytest.mark.parametrize("name", fusion.available())
-def test_reset_parameters_reinitialises_everything(name):
+LEARNABLE = {"ws-gnn learnable": ("ws-gnn", {"topology": "learnable", "segments": 4, "k": 2}),
+             "ws-sparse learnable": ("ws-sparse", {"topology": "learnable", "nodes_per_modality": 6, "k": 2})}
+
+
+@pytest.mark.parametrize("case", [*fusion.available(), *LEARNABLE])
+def test_reset_parameters_reinitialises_everything(case):
+    name, options = LEARNABLE.get(case, (case, {}))
     torch.manual_seed(0)
-    module, dims = build(name, {"visual": 6, "text": 5, "audio": 4}, 6)
+    module, dims = build(name, {"visual": 6, "text": 5, "audio": 4}, 6, **options)
     with torch.no_grad():
         for p in module.parameters():
             p.fill_(123.0)

@@ -75,6 +75,12 @@ def test_padded_audio_frames_change_nothing(name):
     out = model(x, input_mask=input_mask)
     torch.testing.assert_close(model(garbage, input_mask=input_mask), out)
     assert not torch.allclose(model(garbage), model(x))
+    if fused.accepts_tokens:
+        # The padded tokens reach the fusion as its token_mask (not just as zeroed inputs).
+        features = {m: encoders[m].encode_tokens(v, input_mask.get(m))[0] for m, v in x.items()}
+        token_mask = {"audio": encoders["audio"].token_mask(input_mask["audio"])}
+        torch.testing.assert_close(out, model.head(fused(features, token_mask=token_mask)))
+        assert not torch.allclose(out, model.head(fused(features)))
     with pytest.raises(ValueError, match=r"MultiModalNetwork: input_mask has unknown modality 'speech'"):
         model(x, input_mask={"speech": input_mask["audio"]})
 

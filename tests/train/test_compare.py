@@ -1,5 +1,4 @@
 import json
-import math
 import statistics
 
 import pytest
@@ -57,6 +56,16 @@ def test_summary_is_consistent_with_the_per_seed_numbers(report):
                 assert curve[0] == pytest.approx(seed["test_acc"])
 
 
+def test_best_baseline_is_chosen_on_validation():
+    from wsfusion.train.compare import add_paired_tests
+
+    rows = [{"fusion": "a", "family": "baseline", "val_acc": 0.9, "test_acc": 0.5, "test_acc_per_seed": [0.5, 0.5]},
+            {"fusion": "b", "family": "baseline", "val_acc": 0.6, "test_acc": 0.7, "test_acc_per_seed": [0.6, 0.8]},
+            {"fusion": "c", "family": "ws", "val_acc": 0.99, "test_acc": 0.9, "test_acc_per_seed": [0.9, 0.9]}]
+    add_paired_tests(rows)
+    assert [r["vs_best_baseline"]["fusion"] for r in rows] == ["a", "a", "a"]
+
+
 def test_paired_test_against_the_best_baseline(report):
     _, results = report
     rows = {r["fusion"]: r for r in results["rows"]}
@@ -68,20 +77,29 @@ def test_paired_test_against_the_best_baseline(report):
         assert vs["fusion"] == "late"
         assert vs["delta"] == pytest.approx(rows[name]["test_acc"] - rows["late"]["test_acc"])
         a, b = rows[name]["test_acc_per_seed"], rows["late"]["test_acc_per_seed"]
-        if a == b:
-            assert vs["p_value"] == 1.0
-        else:
-            p = stats.ttest_rel(a, b).pvalue  # NaN when the paired differences do not vary
-            assert vs["p_value"] == (None if math.isnan(p) else pytest.approx(p))
+        assert vs["p_value"] == paired_p_value(a, b)
+        if len(set(x - y for x, y in zip(a, b))) > 1:  # the differences vary: scipy's paired t-test
+            assert vs["p_value"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
 
 
 def test_verdict_words():
     assert verdict(0.02, 0.01) == "better" and verdict(-0.02, 0.01) == "worse"
     assert verdict(0.02, 0.2) == "no significant difference"
-    assert verdict(0.0, None) == "no test (one seed)"
+    assert verdict(0.0, None) == "no paired test"
     assert paired_p_value([0.5, 0.6, 0.7], [0.4, 0.55, 0.58]) == pytest.approx(
         stats.ttest_rel([0.5, 0.6, 0.7], [0.4, 0.55, 0.58]).pvalue)
-    assert paired_p_value([0.5], [0.4]) is None
+    assert paired_p_value([0.5], [0.4]) is None  # one seed
+    assert paired_p_value([0.5, 0.6], [0.5, 0.6]) == 1.0  # identical
+    assert paired_p_value([0.5, 0.6], [0.4, 0.5]) is None  # the same difference on every seed: no variance
+
+
+def test_rows_and_options_are_checked_before_training():
+    with pytest.raises(ValueError, match=r"row 'only-text' names no modality of the data \['visual', 'audio'\]"):
+        compare(BASE, ["late", "only-text"], seeds=(0,), progress=False)
+    with pytest.raises(ValueError, match=r"name a unimodal row by its modality, only-<modality>, not 'unimodal'"):
+        compare(BASE, ["unimodal"], seeds=(0,), progress=False)
+    with pytest.raises(ValueError, match=r"unknown fusion 'lates'"):
+        compare(BASE, ["late"], seeds=(0,), fusion_options={"lates": {"hidden_dim": 8}}, progress=False)
 
 
 def test_unimodal_row_sees_one_modality(report):

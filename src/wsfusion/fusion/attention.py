@@ -32,8 +32,8 @@ class CrossModalAttention(FusionModule):
     :math:`\mathrm{MHA}_{m \to n}` collapses to a learned linear map of
     :math:`\mathbf{z}_m` (its query and key projections receive no gradient).
     That is what the notebook's "cross-modal attention" computed; it is kept
-    working for comparison, but it is not attention. Use
-    ``encoder(x, return_tokens=True)`` (``MultiModalNetwork`` does this
+    working for comparison, but it is not attention. Use the encoders' tokens,
+    ``encoder.encode_tokens(x, input_mask)`` (``MultiModalNetwork`` does this
     automatically for modules with ``accepts_tokens``).
 
     A missing modality sends nothing (its attention terms are dropped for the

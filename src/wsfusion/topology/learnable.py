@@ -208,8 +208,16 @@ class LearnableWSGraph(nn.Module):
         self.register_buffer("edge_index", edge_index, persistent=False)
         self.register_buffer("pair_id", pair_id, persistent=False)
         self.register_buffer("is_cross_modal", node_modality[pairs[0]] != node_modality[pairs[1]], persistent=False)
-        self.beta_logit = nn.Parameter(torch.full((len(self.pair_names),), _logit(torch.tensor(beta_init)).item()))
-        self.edge_logit = nn.Parameter(torch.zeros(pairs.size(1))) if edge_logits else None
+        self.beta_init = float(beta_init)
+        self.beta_logit = nn.Parameter(torch.empty(len(self.pair_names)))
+        self.edge_logit = nn.Parameter(torch.empty(pairs.size(1))) if edge_logits else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Beta back to ``beta_init`` (every pair), per-edge logit offsets to 0."""
+        nn.init.constant_(self.beta_logit, _logit(torch.tensor(self.beta_init)).item())
+        if self.edge_logit is not None:
+            nn.init.zeros_(self.edge_logit)
 
     # ------------------------------------------------------------------ #
     @property
@@ -386,7 +394,9 @@ class LearnableWSLinear(nn.Module):
         return cls(dict(graph.node_counts), graph.k, options.pop("beta_init", beta), bias=bias, **options)
 
     def reset_parameters(self) -> None:
+        """The topology back to its initial beta, then weights scaled for the expected in-degrees."""
         topo = self.topology
+        topo.reset_parameters()
         with torch.no_grad():
             p = topo.probabilities()[topo.pair_id]
             fan_in = torch.zeros(self.num_nodes, dtype=p.dtype, device=p.device).index_add_(0, topo.edge_index[1], p)

@@ -89,19 +89,26 @@ def ci95(values: Sequence[float]) -> float:
 
 
 def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Two-sided paired t-test p-value of ``a`` against ``b`` (same seeds); ``None`` when undefined."""
+    """Two-sided paired t-test p-value of ``a`` against ``b`` (same seeds), uncorrected for the
+    number of rows compared. 1.0 for identical results; ``None`` where the test is undefined
+    (one seed, or the same non-zero difference on every seed)."""
     from scipy import stats
 
-    if len(a) < 2 or np.array_equal(a, b):
-        return None if len(a) < 2 else 1.0
-    p = float(stats.ttest_rel(a, b).pvalue)
-    return None if np.isnan(p) else p
+    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(differences) < 2:
+        return None
+    if not differences.any():
+        return 1.0
+    if np.ptp(differences) == 0:
+        return None
+    return float(stats.ttest_rel(a, b).pvalue)
 
 
 def verdict(delta: float, p_value: float | None) -> str:
-    """``better`` / ``worse`` (paired test at :data:`ALPHA`) or ``no significant difference``."""
+    """``better`` / ``worse`` (paired test at :data:`ALPHA`), ``no significant difference``, or
+    ``no paired test`` where the test is undefined."""
     if p_value is None:
-        return "no test (one seed)"
+        return "no paired test"
     if p_value < ALPHA:
         return "better" if delta > 0 else "worse"
     return "no significant difference"
@@ -123,6 +130,19 @@ def run_config(base: TrainConfig, name: str, seed: int, options: Mapping[str, An
     return base.replace(fusion=name, seed=seed, fusion_options=dict(options))
 
 
+def check_rows(fusions: Sequence[str], fusion_options: Mapping[str, Any], modalities: Sequence[str]) -> None:
+    """Fail before any training on a row or an options key that names nothing."""
+    for name in fusions:
+        if name.startswith(UNIMODAL_PREFIX):
+            if name[len(UNIMODAL_PREFIX):] not in modalities:
+                raise ValueError(f"compare: row {name!r} names no modality of the data {list(modalities)}")
+        else:
+            run_config(TrainConfig(), name, 0, {})  # unknown and unimodal names raise here
+    for name in fusion_options:
+        if not name.startswith(UNIMODAL_PREFIX):
+            fusion_registry.fusion_class(name)  # an options key that is no fusion is a typo
+
+
 def family(name: str) -> str:
     return "unimodal" if name.startswith(UNIMODAL_PREFIX) else fusion_registry.fusion_class(name).family
 
@@ -135,6 +155,8 @@ def graph_summary(graph: Any) -> dict[str, Any]:
 
 
 EVALUATION = "evaluation.json"
+#: Bump when what an evaluation holds or how it is computed changes: older caches are then redone.
+EVALUATION_VERSION = 1
 
 
 def run_and_evaluate(
@@ -152,9 +174,10 @@ def run_and_evaluate(
     """
     cache = None if run_dir is None else run_dir / EVALUATION
     if cache is not None and cache.exists() and (run_dir / RESULT).exists():
-        saved = json.loads(cache.read_text())
-        if saved["config"] == config.to_dict() and saved["noise_levels"] == list(noise_levels):
-            return saved["evaluation"], json.loads((run_dir / RESULT).read_text())["history"]
+        saved, result = json.loads(cache.read_text()), json.loads((run_dir / RESULT).read_text())
+        if (saved.get("version", 1) == EVALUATION_VERSION and saved["config"] == config.to_dict()
+                and result["config"] == config.to_dict() and saved["noise_levels"] == list(noise_levels)):
+            return saved["evaluation"], result["history"]
     result, model = train(config, run_dir, resume=run_dir is not None, datasets=datasets, progress=False)
     test = select_modalities(datasets[2], config.modalities)
     used = list(test.inputs)
@@ -183,8 +206,8 @@ def run_and_evaluate(
         "graph": graph_summary(model.fusion.graph) if hasattr(model.fusion, "graph") else None,
     }
     if cache is not None:
-        text = json.dumps({"config": config.to_dict(), "noise_levels": list(noise_levels), "evaluation": evaluation},
-                          indent=2) + "\n"
+        text = json.dumps({"version": EVALUATION_VERSION, "config": config.to_dict(),
+                           "noise_levels": list(noise_levels), "evaluation": evaluation}, indent=2) + "\n"
         atomic_write(cache, lambda f: f.write(text.encode()))
     return evaluation, result["history"]
 
@@ -205,8 +228,9 @@ def compare(
     (default: :func:`default_fusions`, every fusion plus one unimodal row per
     modality). Per row, over ``seeds``: test accuracy (mean, std, per seed,
     95% t-interval half-width ``test_acc_ci95``), ``vs_best_baseline`` (the
-    best non-WS, non-unimodal row by mean test accuracy: difference of means
-    and the two-sided paired t-test p-value over the same seeds), fusion-module
+    non-WS, non-unimodal row with the best mean validation accuracy: difference
+    of mean test accuracies and the two-sided paired t-test p-value over the
+    same seeds, uncorrected for multiple rows), fusion-module
     and total parameters, training time, inference latency, the area under the
     accuracy-vs-noise curve (noise on one modality at a time, averaged over
     modalities), the accuracy with each modality missing, and for WS rows the
@@ -221,6 +245,7 @@ def compare(
     datasets_by_seed = {seed: build_datasets(base.replace(seed=seed)) for seed in seeds}
     all_modalities = list(datasets_by_seed[seeds[0]][2].inputs)
     fusions = list(fusions or default_fusions(all_modalities))
+    check_rows(fusions, fusion_options, all_modalities)
     bar = tqdm(total=len(fusions) * len(seeds), desc="compare", unit="run", disable=not progress)
     for name in fusions:
         per_seed: list[dict[str, Any]] = []
@@ -281,11 +306,12 @@ def compare(
 
 
 def add_paired_tests(rows: list[dict[str, Any]]) -> None:
-    """Set every row's ``vs_best_baseline``: the best baseline row by mean test accuracy, same seeds."""
+    """Set every row's ``vs_best_baseline``: the baseline row with the best mean *validation*
+    accuracy (picking it on test would make the reference optimistic), compared on the same seeds."""
     baselines = [r for r in rows if r["family"] == "baseline"]
     if not baselines:
         return
-    best = max(baselines, key=lambda r: r["test_acc"])
+    best = max(baselines, key=lambda r: r["val_acc"])
     for row in rows:
         delta = row["test_acc"] - best["test_acc"]
         p = None if row is best else paired_p_value(row["test_acc_per_seed"], best["test_acc_per_seed"])
@@ -296,7 +322,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     rows = results["rows"]
     modalities = list(rows[0]["missing_acc"]) if rows else []
     seeds = len(results["config"]["seeds"])
-    head = ["fusion", f"test acc ({seeds} seed{'s' if seeds > 1 else ''})", "95% CI", "vs best baseline",
+    head = ["fusion", f"test acc ({seeds} seed{'s' if seeds > 1 else ''})", "95% CI", "vs best baseline (paired t-test)",
             "fusion params", "total params", "train s", "latency ms", "noise AUC",
             *(f"{m} missing" for m in modalities)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -313,9 +339,12 @@ def results_markdown(results: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|---|"]
         for r in graph_rows:
             g = r["graph"]
-            path = "—" if g["path_length"] is None else f"{g['path_length']:.2f}"
+            path, cross, clustering = (
+                "—" if g[key] is None else f"{g[key]:.{digits}f}"
+                for key, digits in (("path_length", 2), ("cross_modal_fraction", 3), ("clustering", 3))
+            )
             lines.append(f"| `{r['fusion']}` | k={g['k']}, beta={g['beta']}, {g['order']} | {g['num_nodes']} | "
-                         f"{g['num_edges']} | {g['cross_modal_fraction']:.3f} | {g['clustering']:.3f} | {path} |")
+                         f"{g['num_edges']} | {cross} | {clustering} | {path} |")
     return "\n".join(lines) + "\n"
 
 

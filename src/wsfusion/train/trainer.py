@@ -120,7 +120,7 @@ def build_model(config: TrainConfig, modality_shapes: Mapping[str, tuple[int, ..
     fusion_class = fusion_registry.fusion_class(config.fusion)
     options = dict(config.fusion_options)
     # Token fusions never read the pooled vector: their encoders get the parameter-free pool.
-    takes_tokens = fusion_class.accepts_tokens or fusion_class.needs_token_counts or options.get("tokens") is True
+    takes_tokens = fusion_class.accepts_tokens or fusion_class.needs_token_counts or options.get("tokens") not in (None, False)
     pool = "mean" if takes_tokens else config.encoder_pool
     encoders = {
         m: encoder_for(m, shape, config.feature_dim, config.encoder_channels, pool=pool)
