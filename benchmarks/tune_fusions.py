@@ -47,6 +47,25 @@ def point_options(i: int) -> dict[str, dict[str, object]]:
     return {f: {opt: values[i] for opt, values in grid.items()} for f, grid in GRID.items()}
 
 
+def plot_curves(points: list[dict], path: Path) -> None:
+    """Validation accuracy per epoch of every fusion at every grid point: has the budget converged?"""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(14, 8))
+    for j, fusion in enumerate(GRID):
+        ax = fig.add_subplot(3, 4, j + 1)
+        for i, point in enumerate(points):
+            history = point["histories"][fusion]
+            label = ", ".join(f"{k}={v[i]}" for k, v in GRID[fusion].items())
+            ax.plot([h["epoch"] for h in history], [h["val_acc"] for h in history], marker="o", ms=2, label=label)
+        ax.set(title=fusion, xlabel="epoch", ylabel="val acc", ylim=(0.3, 0.9))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Validation accuracy per epoch (AV-digits hard, tuning seed, 20 epochs, cosine schedule)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", default=",".join(str(i) for i in range(GRID_SIZE)), help="grid points to run")
@@ -73,6 +92,7 @@ def main() -> None:
     summary = {"seeds": seeds, "config": BASE.to_dict(), "grid": GRID, "val_acc": val, "chosen": chosen,
                "rule": "best mean validation accuracy on the tuning seeds; test accuracy never used"}
     (out / "chosen.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_curves(points, out / "validation_curves.png")
     print(format_table(["fusion", "grid", "val acc per point", "chosen", "(test acc, not used)"], rows))
 
 
