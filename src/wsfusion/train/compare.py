@@ -328,7 +328,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         acc = f"{r['test_acc']:.3f} ± {r['test_acc_std']:.3f}" if seeds > 1 else f"{r['test_acc']:.3f}"
-        ci = f"[{r['test_acc'] - r['test_acc_ci95']:.3f}, {r['test_acc'] + r['test_acc_ci95']:.3f}]"
+        ci = f"[{r['test_acc'] - r['test_acc_ci95']:.3f}, {r['test_acc'] + r['test_acc_ci95']:.3f}]" if seeds > 1 else "—"
         cells = [f"`{r['fusion']}`", acc, ci, _versus(r), f"{r['fusion_params']:,}", f"{r['total_params']:,}",
                  f"{r['train_seconds']:.0f}", f"{r['latency_ms']:.2f}", f"{r['noise_auc']:.3f}",
                  *(f"{r['missing_acc'][m]:.3f}" for m in modalities)]
