@@ -59,6 +59,11 @@ def input_masks(dataset: InMemoryDataset) -> Mapping[str, Tensor]:
     return getattr(dataset, "input_masks", {})
 
 
+def batch_input_mask(dataset: InMemoryDataset, index: Tensor, device: torch.device | str) -> dict[str, Tensor]:
+    """The padding masks of the samples ``index`` (a batch from :func:`batches`), on ``device``."""
+    return {m: v[index].to(device) for m, v in input_masks(dataset).items()}
+
+
 def select_modalities(dataset: InMemoryDataset, modalities: Sequence[str] | None) -> InMemoryDataset:
     """``dataset`` with only ``modalities`` (all of them for ``None``)."""
     if modalities is None:
@@ -120,13 +125,15 @@ def build_model(config: TrainConfig, modality_shapes: Mapping[str, tuple[int, ..
     fusion_class = fusion_registry.fusion_class(config.fusion)
     options = dict(config.fusion_options)
     # Token fusions never read the pooled vector: their encoders get the parameter-free pool.
-    takes_tokens = fusion_class.accepts_tokens or fusion_class.needs_token_counts or options.get("tokens") not in (None, False)
+    tokens = options.get("tokens")
+    fill_token_counts = fusion_class.needs_token_counts or tokens is True
+    takes_tokens = fusion_class.accepts_tokens or fill_token_counts or isinstance(tokens, Mapping)
     pool = "mean" if takes_tokens else config.encoder_pool
     encoders = {
         m: encoder_for(m, shape, config.feature_dim, config.encoder_channels, pool=pool)
         for m, shape in modality_shapes.items()
     }
-    if fusion_class.needs_token_counts or options.get("tokens") is True:
+    if fill_token_counts:
         options["tokens"] = {m: e.num_tokens for m, e in encoders.items()}
     fused = fusion_registry.build(
         config.fusion, {m: config.feature_dim for m in encoders}, config.fused_dim, allow_missing=True, **options
@@ -140,7 +147,7 @@ def batches(
 ) -> Iterator[tuple[dict[str, Tensor], Tensor, Tensor]]:
     """``(inputs, labels, index)`` batches; shuffled when a generator is given.
 
-    The batch's padding masks are ``{m: v[index] for m, v in input_masks(dataset).items()}``.
+    The batch's padding masks are :func:`batch_input_mask` of ``index``.
 
     With several ranks each takes every ``world_size``-th sample of the same
     permutation, padded by wrapping around so all ranks run the same number
@@ -175,14 +182,13 @@ def evaluate(
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
-    padding = input_masks(dataset)
     for inputs, labels, index in batches(dataset, batch_size, rank=env.rank, world_size=env.world_size):
         mask = None
         if transform is not None:
             inputs, mask = transform(inputs, index)
         inputs = {m: x.to(device) for m, x in inputs.items()}
         mask = None if mask is None else {m: v.to(device) for m, v in mask.items()}
-        logits = model(inputs, mask, {m: v[index].to(device) for m, v in padding.items() if m in inputs})
+        logits = model(inputs, mask, batch_input_mask(dataset, index, device))
         labels = labels.to(device)
         totals += torch.tensor([F.cross_entropy(logits, labels, reduction="sum").item(),
                                 (logits.argmax(-1) == labels).sum().item(), labels.numel()], dtype=torch.float64)
@@ -325,13 +331,12 @@ class Trainer:
             generator = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
             model.train()
             totals = torch.zeros(3, dtype=torch.float64)
-            padding = input_masks(self.train_set)
             for inputs, labels, index in batches(self.train_set, config.batch_size, generator=generator,
                                                  rank=self.env.rank, world_size=self.env.world_size):
                 inputs, mask = self._augment(inputs, generator)
                 inputs = {m: x.to(self.device) for m, x in inputs.items()}
                 mask = None if mask is None else {m: v.to(self.device) for m, v in mask.items()}
-                input_mask = {m: v[index].to(self.device) for m, v in padding.items()}
+                input_mask = batch_input_mask(self.train_set, index, self.device)
                 labels = labels.to(self.device)
                 try:
                     logits = model(inputs, mask, input_mask)
