@@ -5,18 +5,25 @@
 >>> g.stats()["num_edges"]
 576
 
+Modules: :mod:`~wsfusion.graphs.graph` (the :class:`CrossModalGraph`
+container), :mod:`~wsfusion.graphs.builders` (:func:`ws_cross_modal_graph`,
+:func:`token_graph`, :func:`ring_lattice`), :mod:`~wsfusion.graphs.convert`
+(``to_*`` / ``from_*``), :mod:`~wsfusion.graphs.metrics` (``stats``) and
+:mod:`~wsfusion.graphs.plot`.
+
 Importing this package pulls in torch and numpy only; networkx, scipy,
 torch_geometric and matplotlib are imported by the functions that need them.
 """
 
-from wsfusion.graphs.plot import plot_graph, plot_mask
-from wsfusion.graphs.ws import (
+from wsfusion.graphs.builders import (
     ORDERS,
-    CrossModalGraph,
     interleaved_ring_order,
+    ring_lattice,
     token_graph,
     ws_cross_modal_graph,
 )
+from wsfusion.graphs.graph import CrossModalGraph
+from wsfusion.graphs.plot import plot_graph, plot_mask
 
 __all__ = [
     "ORDERS",
@@ -24,6 +31,7 @@ __all__ = [
     "interleaved_ring_order",
     "plot_graph",
     "plot_mask",
+    "ring_lattice",
     "token_graph",
     "ws_cross_modal_graph",
 ]

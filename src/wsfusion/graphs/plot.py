@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from wsfusion.graphs.ws import CrossModalGraph
+    from wsfusion.graphs.graph import CrossModalGraph
 
 __all__ = ["plot_mask", "plot_graph"]
 

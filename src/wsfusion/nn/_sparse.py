@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from wsfusion.graphs._edges import directed_keys, reverse_keys
+
 
 class CSRStructure(NamedTuple):
     """CSR indices of ``A`` (rows = targets) and of ``A^T`` (rows = sources)."""
@@ -35,11 +37,11 @@ def csr_structure(edge_index: Tensor, num_nodes: int) -> CSRStructure:
     repeat a pair, since the edge values are used in that order.
     """
     src, dst = edge_index
-    key = dst * num_nodes + src
+    key = directed_keys(edge_index, num_nodes)
     if key.numel() > 1 and not bool((key[1:] > key[:-1]).all()):
         raise ValueError("edge_index must be sorted by target then source, without duplicate edges")
     crow = _compressed(dst, num_nodes)
-    t_perm = torch.argsort(src * num_nodes + dst)
+    t_perm = torch.argsort(reverse_keys(edge_index, num_nodes))
     return CSRStructure(crow, src.clone(), _compressed(src, num_nodes), dst[t_perm], t_perm, num_nodes, num_nodes)
 
 

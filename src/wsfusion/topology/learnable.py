@@ -20,17 +20,18 @@ from torch import Tensor, nn
 
 from wsfusion._validation import format_shape
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.graphs.ws import _check_k, _check_nodes, _check_order, interleaved_ring_order
-from wsfusion.nn import WSLinear
-from wsfusion.nn._sparse import CSRStructure, csr_structure, edge_weighted_spmm
-from wsfusion.nn.init import in_degree_uniform_
-from wsfusion.topology._edges import (
+from wsfusion.graphs._checks import _check_k, _check_nodes, _check_order
+from wsfusion.graphs._edges import (
     both_directions,
     decode_undirected,
     directed_keys,
     sample_non_edges,
     undirected_keys,
 )
+from wsfusion.graphs.builders import interleaved_ring_order, ring_lattice
+from wsfusion.nn import WSLinear
+from wsfusion.nn._sparse import CSRStructure, csr_structure, edge_weighted_spmm
+from wsfusion.nn.init import in_degree_uniform_
 
 __all__ = ["LearnableWSGraph", "LearnableWSLinear", "check_temperature"]
 
@@ -168,9 +169,7 @@ class LearnableWSGraph(nn.Module):
 
         ring = interleaved_ring_order(counts) if order == "interleaved" else torch.arange(n)
         self.register_buffer("ring_order", ring, persistent=False)
-        pos = torch.arange(n)
-        lattice = torch.cat([torch.stack([ring[pos], ring[(pos + j) % n]]) for j in range(1, self.k // 2 + 1)], dim=1)
-        lattice_keys = torch.unique(undirected_keys(lattice, n))
+        lattice_keys = torch.unique(undirected_keys(ring_lattice(n, self.k, ring_order=ring), n))
         num_lattice = lattice_keys.numel()  # = N k / 2 since k < N
         available = n * (n - 1) // 2 - num_lattice
         if num_shortcuts is None:

@@ -19,15 +19,17 @@ import torch
 from torch import Tensor, nn
 
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.nn import WSLinear
-from wsfusion.nn._sparse import csr_structure
-from wsfusion.topology._edges import (
+from wsfusion.graphs._edges import (
     ENUMERATE_MAX_PAIRS,
+    canonical_edge_index,
     decode_directed,
     decode_undirected,
     directed_keys,
+    is_symmetric,
     sample_non_edges,
 )
+from wsfusion.nn import WSLinear
+from wsfusion.nn._sparse import csr_structure
 from wsfusion.train.trainer import Callback
 
 __all__ = ["rewire_", "Rewirer", "MODES"]
@@ -36,31 +38,12 @@ __all__ = ["rewire_", "Rewirer", "MODES"]
 MODES = ("set", "rigl")
 
 
-def _canonical(edge_index: Tensor, num_nodes: int) -> Tensor:
-    ei = torch.as_tensor(edge_index)
-    if ei.dim() != 2 or ei.size(0) != 2 or ei.is_floating_point() or ei.dtype == torch.bool:
-        raise ValueError(f"edge_index must be an integer tensor of shape [2, E], got {ei.dtype} {tuple(ei.shape)}")
-    ei = ei.detach().to(device="cpu", dtype=torch.long)
-    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
-        raise ValueError(f"edge_index has node ids outside 0..{num_nodes - 1}")
-    keys, order = directed_keys(ei, num_nodes).sort()
-    if keys.numel() > 1 and bool((keys[1:] == keys[:-1]).any()):
-        raise ValueError("edge_index repeats an edge")
-    return ei[:, order].contiguous()
-
-
-def _is_symmetric(ei: Tensor, num_nodes: int) -> bool:
-    keys = directed_keys(ei, num_nodes)
-    rev = ei[0] * num_nodes + ei[1]
-    return torch.equal(keys.sort().values, rev.sort().values)
-
-
 def _set_structure(layer: WSLinear, ei: Tensor) -> None:
     """Rebuild ``layer.graph`` and the ``edge_index`` / CSR buffers for a canonical (sorted) ``ei``."""
     n = layer.num_nodes
     old = layer.graph
     meta = dict(order=old.order, ring_order=old.ring_order, seed=old.seed)
-    if _is_symmetric(ei, n):
+    if is_symmetric(ei, n):
         graph = CrossModalGraph.from_edge_index(ei, dict(old.node_counts), **meta)
     else:
         # A directed edge set (Rewirer(symmetric=False)): CrossModalGraph does not check symmetry when told the
@@ -118,7 +101,7 @@ def rewire_(
     if not isinstance(layer, WSLinear):
         raise TypeError(f"rewire_ needs a WSLinear layer, got {type(layer).__name__}")
     n = layer.num_nodes
-    ei = _canonical(edge_index, n)
+    ei = canonical_edge_index(edge_index, n, symmetric=False)
     old_keys = directed_keys(layer.edge_index.cpu(), n)
     new_keys = directed_keys(ei, n)
     pos = torch.searchsorted(old_keys, new_keys).clamp(max=max(old_keys.numel() - 1, 0))
@@ -288,7 +271,7 @@ class Rewirer(Callback):
         self.layers = found
         if self.symmetric:
             for i, layer in enumerate(found):
-                if not _is_symmetric(layer.edge_index.cpu(), layer.num_nodes):
+                if not is_symmetric(layer.edge_index.cpu(), layer.num_nodes):
                     raise ValueError(f"symmetric=True but watched layer {i} has a directed edge set")
         if self.mode == "rigl":
             self._handles = [layer.register_forward_hook(self._make_hook(i)) for i, layer in enumerate(found)]
@@ -465,7 +448,7 @@ class Rewirer(Callback):
         self.end_step = None if int(state["end_step"]) < 0 else int(state["end_step"])
         self.generator.set_state(state["generator"])
         for layer, ei in zip(self.layers, edges):
-            ei = _canonical(ei, layer.num_nodes)
+            ei = canonical_edge_index(ei, layer.num_nodes, symmetric=False)
             if ei.size(1) == layer.weight.numel():
                 _set_structure(layer, ei)  # the weights already hold the saved order
             else:

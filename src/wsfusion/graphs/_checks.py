@@ -1,0 +1,100 @@
+"""Argument checks of the graph builders (private; ``wsfusion.topology`` reuses them).
+
+Every check raises ``ValueError`` with the reason, and returns the value
+normalised (plain ``int`` / ``float`` / ``str``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+#: Ring layouts understood by :func:`~wsfusion.graphs.ws_cross_modal_graph`.
+ORDERS = ("blocked", "interleaved")
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an Integral, but ``True`` nodes or ``k=True`` is always a mistake.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_nodes(nodes: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Validate ``nodes`` and return (names, counts) in the mapping's order."""
+    if not isinstance(nodes, Mapping) or len(nodes) == 0:
+        got = type(nodes).__name__ if not isinstance(nodes, Mapping) else "an empty mapping"
+        raise ValueError(f"nodes must be a non-empty mapping modality -> node count, got {got}")
+    names: list[str] = []
+    counts: list[int] = []
+    for name, count in nodes.items():
+        if not isinstance(name, str):
+            raise ValueError(f"modality names must be strings, got {name!r} ({type(name).__name__})")
+        if not name:
+            raise ValueError("modality names must be non-empty strings, got ''")
+        if not _is_int(count):
+            raise ValueError(
+                f"modality {name!r} must have an integer node count, got {count!r} "
+                f"({type(count).__name__})"
+            )
+        if count < 1:
+            raise ValueError(f"modality {name!r} has {int(count)} nodes; every modality needs at least 1")
+        names.append(name)
+        counts.append(int(count))
+    return tuple(names), tuple(counts)
+
+
+def _check_k(k: Any, num_nodes: int) -> int:
+    """An even integer ring degree with ``2 <= k < num_nodes``."""
+    if not _is_int(k):
+        raise ValueError(f"k must be an integer, got {k!r} ({type(k).__name__})")
+    k = int(k)
+    if k < 2:
+        raise ValueError(f"k must be at least 2 (each node joins its k nearest ring neighbours), got {k}")
+    if k % 2:
+        raise ValueError(
+            f"k must be even (got {k}): networkx.watts_strogatz_graph would silently use k={k - 1}"
+        )
+    if k >= num_nodes:
+        raise ValueError(f"k={k} must be smaller than the number of nodes N={num_nodes}")
+    return k
+
+
+def _check_beta(beta: Any) -> float:
+    """A finite rewiring probability in [0, 1]."""
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+        raise ValueError(f"beta must be a finite number in [0, 1], got {beta!r} ({type(beta).__name__})")
+    beta = float(beta)
+    if not math.isfinite(beta) or not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be a finite number in [0, 1], got {beta}")
+    return beta
+
+
+def _check_seed(seed: Any) -> int:
+    """A non-negative integer seed; ``None`` draws (and returns) a fresh one."""
+    if seed is None:
+        # A fresh graph, but with its seed recorded so it can be rebuilt.
+        return random.SystemRandom().randrange(2**32)
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def _check_order(order: Any) -> str:
+    """One of :data:`ORDERS`."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    return order
+
+
+
+def _check_ring_order(ring_order: Any, num_nodes: int) -> Tensor:
+    """A fresh LongTensor ``[N]`` holding a permutation of ``0 .. N-1``."""
+    ring = torch.as_tensor(ring_order, dtype=torch.long).flatten().clone()
+    if ring.numel() != num_nodes or not torch.equal(ring.sort().values, torch.arange(num_nodes)):
+        raise ValueError(f"ring_order must be a permutation of 0..{num_nodes - 1}")
+    return ring

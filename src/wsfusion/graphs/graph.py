@@ -1,0 +1,360 @@
+r"""The :class:`CrossModalGraph` container: an immutable graph over the nodes of named modalities.
+
+Builders live in :mod:`wsfusion.graphs.builders`, conversions in
+:mod:`wsfusion.graphs.convert` and metrics in :mod:`wsfusion.graphs.metrics`;
+the methods here (``from_*``, ``to_*``, ``stats``) are thin wrappers over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wsfusion.graphs._checks import _check_nodes, _check_order, _check_ring_order
+from wsfusion.graphs._edges import canonical_edge_index
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    import networkx as nx
+    import scipy.sparse
+    from torch_geometric.data import Data, HeteroData
+
+__all__ = ["CrossModalGraph"]
+
+
+class CrossModalGraph:
+    r"""An immutable undirected graph whose nodes belong to named modalities.
+
+    Built by :func:`ws_cross_modal_graph` (or :func:`token_graph`), or from any
+    symmetric edge set with :meth:`from_edge_index` (learned or rewired
+    topologies).  Node ids are blocked by modality: modality ``m`` owns the
+    contiguous range ``node_slices[m]``.
+
+    Edges are stored once per direction in ``edge_index`` (row 0 source, row
+    1 target), sorted by target then source, so an undirected graph with
+    :math:`E` edges and :math:`L` self loops has ``edge_index.size(1)``
+    :math:`= 2E + L`.  Each directed edge has a relation id
+
+    .. math::
+        \mathrm{edge\_type}(s \to t) = \mathrm{mod}(s) \cdot M + \mathrm{mod}(t),
+
+    one per ordered modality pair, :math:`M^2` in all (names in
+    :attr:`relation_names`).
+
+    Immutability: there are no setters, and every tensor property returns a
+    fresh copy, so ``graph.edge_index[0, 0] = 5`` cannot change the graph
+    (copies cost :math:`O(E)`; read a property once and keep the result in
+    hot loops).  Two graphs are ``==`` when their modalities, node counts and
+    edge sets agree; ``k``, ``beta``, ``seed``, ``order`` and the ring layout
+    are metadata and do not take part.
+
+    Example:
+        >>> g = ws_cross_modal_graph({"visual": 64, "text": 64, "audio": 64}, k=6, beta=0.3, seed=42)
+        >>> g.num_nodes, g.num_edges, tuple(g.edge_index.shape)
+        (192, 576, (2, 1152))
+        >>> g.relation_names[1]
+        ('visual', 'text')
+    """
+
+    __slots__ = (
+        "_modalities",
+        "_counts",
+        "_edge_index",
+        "_ring_order",
+        "_node_modality",
+        "_edge_type",
+        "_k",
+        "_beta",
+        "_seed",
+        "_order",
+        "_self_loops",
+    )
+
+    def __init__(
+        self,
+        edge_index: Tensor,
+        nodes: Mapping[str, int],
+        *,
+        k: int | None = None,
+        beta: float | None = None,
+        seed: int | None = None,
+        order: str | None = None,
+        ring_order: Tensor | Sequence[int] | None = None,
+        _validated: bool = False,
+    ) -> None:
+        names, counts = _check_nodes(nodes)
+        num_nodes = sum(counts)
+        ei = edge_index if _validated else canonical_edge_index(edge_index, num_nodes)
+        loops = int((ei[0] == ei[1]).sum())
+        if loops not in (0, num_nodes):
+            raise ValueError(
+                f"self loops must be on every node or on none: found {loops} of {num_nodes}"
+            )
+        ring = torch.arange(num_nodes) if ring_order is None else _check_ring_order(ring_order, num_nodes)
+        if order is not None:
+            _check_order(order)
+        node_modality = torch.repeat_interleave(
+            torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long)
+        )
+        set_ = object.__setattr__
+        set_(self, "_modalities", names)
+        set_(self, "_counts", counts)
+        set_(self, "_edge_index", ei)
+        set_(self, "_ring_order", ring)
+        set_(self, "_node_modality", node_modality)
+        set_(self, "_edge_type", node_modality[ei[0]] * len(names) + node_modality[ei[1]])
+        set_(self, "_k", k)
+        set_(self, "_beta", beta)
+        set_(self, "_seed", seed)
+        set_(self, "_order", order)
+        set_(self, "_self_loops", loops > 0)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"CrossModalGraph is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"CrossModalGraph is immutable; cannot delete {name!r}")
+
+    # ------------------------------------------------------------------ #
+    # constructors from edge sets and exports
+    # ------------------------------------------------------------------ #
+    @classmethod
+    def from_edge_index(
+        cls,
+        edge_index: Tensor | np.ndarray | Sequence[Sequence[int]],
+        nodes: Mapping[str, int],
+        *,
+        k: int | None = None,
+        beta: float | None = None,
+        seed: int | None = None,
+        order: str | None = None,
+        ring_order: Tensor | Sequence[int] | None = None,
+    ) -> CrossModalGraph:
+        r"""Build a graph from an arbitrary symmetric edge set.
+
+        Args:
+            edge_index (LongTensor ``[2, E]``): both directions of every edge,
+                in any column order.
+            nodes (Mapping[str, int]): modality -> node count; node ids are
+                blocked in this order.
+            k, beta, seed, order: optional metadata (shown by ``repr``).
+            ring_order (LongTensor ``[N]``, optional): node id at each ring
+                position (used by :func:`plot_graph`); identity by default.
+
+        Raises:
+            ValueError: if an index is out of range, an edge is missing its
+                reverse, an edge is repeated, or self loops are on some but
+                not all nodes.
+        """
+        return cls(edge_index, nodes, k=k, beta=beta, seed=seed, order=order, ring_order=ring_order)
+
+    @classmethod
+    def from_dense_mask(cls, mask: Tensor | np.ndarray, nodes: Mapping[str, int], **meta: Any) -> CrossModalGraph:
+        """Inverse of :meth:`to_dense_mask`; see :func:`wsfusion.graphs.convert.from_dense_mask`."""
+        from wsfusion.graphs import convert
+
+        return convert.from_dense_mask(mask, nodes, **meta)
+
+    @classmethod
+    def from_scipy(
+        cls, adj: scipy.sparse.sparray | scipy.sparse.spmatrix, nodes: Mapping[str, int], **meta: Any
+    ) -> CrossModalGraph:
+        """Inverse of :meth:`to_scipy`; see :func:`wsfusion.graphs.convert.from_scipy`."""
+        from wsfusion.graphs import convert
+
+        return convert.from_scipy(adj, nodes, **meta)
+
+    @classmethod
+    def from_networkx(cls, graph: nx.Graph, nodes: Mapping[str, int] | None = None, **meta: Any) -> CrossModalGraph:
+        """Inverse of :meth:`to_networkx`; see :func:`wsfusion.graphs.convert.from_networkx`."""
+        from wsfusion.graphs import convert
+
+        return convert.from_networkx(graph, nodes, **meta)
+
+    @classmethod
+    def from_pyg(cls, data: Data, nodes: Mapping[str, int] | None = None, **meta: Any) -> CrossModalGraph:
+        """Inverse of :meth:`to_pyg`; see :func:`wsfusion.graphs.convert.from_pyg`."""
+        from wsfusion.graphs import convert
+
+        return convert.from_pyg(data, nodes, **meta)
+
+    @classmethod
+    def from_hetero(cls, data: HeteroData, **meta: Any) -> CrossModalGraph:
+        """Inverse of :meth:`to_hetero`; see :func:`wsfusion.graphs.convert.from_hetero`."""
+        from wsfusion.graphs import convert
+
+        return convert.from_hetero(data, **meta)
+
+    # ------------------------------------------------------------------ #
+    # read-only properties
+    # ------------------------------------------------------------------ #
+    @property
+    def edge_index(self) -> Tensor:
+        """LongTensor ``[2, 2E + L]``: row 0 source, row 1 target, sorted by target then source (a copy)."""
+        return self._edge_index.clone()
+
+    @property
+    def num_nodes(self) -> int:
+        """Total number of nodes ``N``."""
+        return int(self._node_modality.numel())
+
+    @property
+    def num_edges(self) -> int:
+        """Number of undirected edges, self loops excluded."""
+        return (self._edge_index.size(1) - self.num_self_loops) // 2
+
+    @property
+    def num_self_loops(self) -> int:
+        """``N`` when built with ``self_loops=True``, else 0."""
+        return self.num_nodes if self._self_loops else 0
+
+    @property
+    def self_loops(self) -> bool:
+        return self._self_loops
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modality names in node-id order."""
+        return self._modalities
+
+    @property
+    def node_counts(self) -> Mapping[str, int]:
+        """Read-only mapping modality -> number of nodes."""
+        return MappingProxyType(dict(zip(self._modalities, self._counts)))
+
+    @property
+    def node_slices(self) -> Mapping[str, slice]:
+        """Read-only mapping modality -> ``slice`` of its (contiguous) node ids."""
+        out, start = {}, 0
+        for name, n in zip(self._modalities, self._counts):
+            out[name] = slice(start, start + n)
+            start += n
+        return MappingProxyType(out)
+
+    @property
+    def node_modality(self) -> Tensor:
+        """LongTensor ``[N]``: modality index of every node (a copy)."""
+        return self._node_modality.clone()
+
+    @property
+    def num_relations(self) -> int:
+        """``M ** 2``: one relation per ordered (source, target) modality pair."""
+        return len(self._modalities) ** 2
+
+    @property
+    def relation_names(self) -> list[tuple[str, str]]:
+        """``relation_names[r]`` is the (source, target) modality pair of relation id ``r``."""
+        return [(s, d) for s in self._modalities for d in self._modalities]
+
+    @property
+    def edge_type(self) -> Tensor:
+        """LongTensor ``[2E + L]``: ``mod(source) * M + mod(target)`` per edge (a copy)."""
+        return self._edge_type.clone()
+
+    @property
+    def is_cross_modal(self) -> Tensor:
+        """BoolTensor ``[2E + L]``: whether the two endpoints belong to different modalities."""
+        nm = self._node_modality
+        return nm[self._edge_index[0]] != nm[self._edge_index[1]]
+
+    @property
+    def ring_order(self) -> Tensor:
+        """LongTensor ``[N]``: node id at each ring position (identity for the blocked order)."""
+        return self._ring_order.clone()
+
+    @property
+    def k(self) -> int | None:
+        return self._k
+
+    @property
+    def beta(self) -> float | None:
+        return self._beta
+
+    @property
+    def seed(self) -> int | None:
+        """The seed used (drawn and recorded when the graph was built with ``seed=None``)."""
+        return self._seed
+
+    @property
+    def order(self) -> str | None:
+        return self._order
+
+    # ------------------------------------------------------------------ #
+    # exports
+    # ------------------------------------------------------------------ #
+    def to_dense_mask(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Dense ``[N, N]`` mask, ``mask[t, s] = 1``; see :func:`wsfusion.graphs.convert.to_dense_mask`."""
+        from wsfusion.graphs import convert
+
+        return convert.to_dense_mask(self, dtype)
+
+    def to_scipy(self) -> scipy.sparse.csr_array:
+        """Symmetric CSR adjacency ``A[target, source] = 1``; see :func:`wsfusion.graphs.convert.to_scipy`."""
+        from wsfusion.graphs import convert
+
+        return convert.to_scipy(self)
+
+    def to_networkx(self) -> nx.Graph:
+        """Undirected ``networkx.Graph``; see :func:`wsfusion.graphs.convert.to_networkx`."""
+        from wsfusion.graphs import convert
+
+        return convert.to_networkx(self)
+
+    def to_pyg(self) -> Data:
+        """``torch_geometric.data.Data``; see :func:`wsfusion.graphs.convert.to_pyg`."""
+        from wsfusion.graphs import convert
+
+        return convert.to_pyg(self)
+
+    def to_hetero(self) -> HeteroData:
+        """``torch_geometric.data.HeteroData``; see :func:`wsfusion.graphs.convert.to_hetero`."""
+        from wsfusion.graphs import convert
+
+        return convert.to_hetero(self)
+
+    # ------------------------------------------------------------------ #
+    # metrics
+    # ------------------------------------------------------------------ #
+    def stats(
+        self, small_world: bool = False, *, path_length: bool = True, niter: int = 1, nrand: int = 2
+    ) -> dict[str, Any]:
+        """Structural statistics, JSON-serialisable; see :func:`wsfusion.graphs.metrics.stats`."""
+        from wsfusion.graphs.metrics import stats
+
+        return stats(self, small_world, path_length=path_length, niter=niter, nrand=nrand)
+
+    # ------------------------------------------------------------------ #
+    # dunder
+    # ------------------------------------------------------------------ #
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CrossModalGraph):
+            return NotImplemented
+        return (
+            self._modalities == other._modalities
+            and self._counts == other._counts
+            and torch.equal(self._edge_index, other._edge_index)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._modalities, self._counts, self._edge_index.size(1)))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # __setattr__ is blocked, so pickle/copy rebuild through the constructor.
+        return (_rebuild, (self._edge_index, dict(self.node_counts), self._k, self._beta, self._seed, self._order, self._ring_order))
+
+    def __repr__(self) -> str:
+        mods = ", ".join(f"{m}={n}" for m, n in zip(self._modalities, self._counts))
+        loops = ", self_loops=True" if self._self_loops else ""
+        return (
+            f"{type(self).__name__}({mods}; N={self.num_nodes}, E={self.num_edges}, "
+            f"k={self._k}, beta={self._beta}, order={self._order!r}, seed={self._seed}{loops})"
+        )
+
+
+def _rebuild(edge_index, nodes, k, beta, seed, order, ring_order):  # noqa: ANN001, ANN202
+    return CrossModalGraph(edge_index, nodes, k=k, beta=beta, seed=seed, order=order, ring_order=ring_order)
+
