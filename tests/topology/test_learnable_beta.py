@@ -144,7 +144,7 @@ def test_temperature_schedule_anneals():
     assert layer.topology.temperature == pytest.approx(1.0)
     sched.on_step_end(FakeTrainer, 10)
     assert layer.topology.temperature == pytest.approx(0.5)
-    assert sched.state_dict() == {"progress": 1.0}
+    assert sched.state_dict() == {"progress": 1.0, "temperatures": [pytest.approx(0.5)]}
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,19 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from wsfusion.train import Callback, TrainConfig, Trainer, load_checkpoint, train
-from wsfusion.train.trainer import CHECKPOINT, METRICS, batches, warmup_cosine
+from wsfusion.train import Callback, TrainConfig, Trainer, evaluate, load_checkpoint, save_checkpoint, train
+from wsfusion.train import checkpoint as checkpoint_module
+from wsfusion.train import trainer as trainer_module
+from wsfusion.train.trainer import CHECKPOINT, METRICS, RESULT, batches, warmup_cosine
+
+KILL_WORKER = Path(__file__).with_name("kill_worker.py")
 
 
 class Toy:
@@ -56,21 +65,102 @@ def without_seconds(history):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
+def config_for(fusion: str) -> TrainConfig:
+    return CONFIG.replace(fusion=fusion, fusion_options={"segments": 2, "node_dim": 8, "k": 2} if fusion == "ws-gnn" else {})
+
+
+class CountSteps(Callback):
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_step_end(self, trainer, step):
+        self.steps += 1
+
+
+STEPS_PER_EPOCH = 6  # 192 samples, batch 32
+
+
 @pytest.mark.parametrize("fusion", ["late", "ws-gnn"])
 def test_resume_after_a_kill_reaches_the_same_final_metrics(tmp_path, fusion):
-    config = CONFIG.replace(fusion=fusion, fusion_options={"segments": 2, "node_dim": 8, "k": 2} if fusion == "ws-gnn" else {})
+    config = config_for(fusion)
     full, full_model = train(config, tmp_path / "full", datasets=DATA, progress=False)
-    killed_at = 2 * 6 + 3  # 6 steps an epoch: in the middle of epoch 3
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "killed", datasets=DATA, callbacks=[StopAt(killed_at)], progress=False)
-    assert load_checkpoint(tmp_path / "killed" / CHECKPOINT)["epoch"] == 2
-    resumed, resumed_model = train(config, tmp_path / "killed", resume=True, datasets=DATA, progress=False)
+    killed_at = 2 * STEPS_PER_EPOCH + 3  # in the middle of epoch 3
+    # A real kill: SIGKILL in another process, no exception handler or finally runs.
+    worker = subprocess.run([sys.executable, str(KILL_WORKER), str(tmp_path / "killed"), fusion, str(killed_at)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert worker.returncode == -signal.SIGKILL, worker.stderr
+    assert not (tmp_path / "killed" / RESULT).exists()
+    assert load_checkpoint(tmp_path / "killed" / CHECKPOINT)["epoch"] == 2 < config.epochs
+    counter = CountSteps()
+    resumed, resumed_model = train(config, tmp_path / "killed", resume=True, datasets=DATA, callbacks=[counter],
+                                   progress=False)
+    # Only the two epochs after the checkpoint ran: a resume that restarts would run all four.
+    assert counter.steps == (config.epochs - 2) * STEPS_PER_EPOCH
     assert without_seconds(resumed["history"]) == without_seconds(full["history"])
     assert resumed["test_acc"] == full["test_acc"]
     for p, q in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
         assert torch.equal(p, q)
     lines = (tmp_path / "killed" / METRICS).read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_a_kill_while_the_first_checkpoint_is_written_does_not_duplicate_epochs(tmp_path, monkeypatch):
+    real_save = trainer_module.save_checkpoint
+
+    def killed_while_saving(state, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", killed_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        train(CONFIG, tmp_path, datasets=DATA, progress=False)
+    assert not (tmp_path / CHECKPOINT).exists()
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    train(CONFIG, tmp_path, resume=True, datasets=DATA, progress=False)
+    lines = (tmp_path / METRICS).read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monkeypatch):
+    path = tmp_path / CHECKPOINT
+    save_checkpoint({"epoch": 1, "weight": torch.arange(4.0)}, path)
+    real_save = torch.save
+
+    def half_written(obj, f):
+        real_save(obj, f)
+        f.seek(0)
+        f.truncate(f.tell() + 7)  # a torn file, then the process dies
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"epoch": 2, "weight": torch.zeros(4)}, path)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["weight"], torch.arange(4.0))
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]  # no temporary file left behind
+
+
+class BreakAfter(Callback):
+    """From epoch ``epoch`` on the model is broken (zero weights every step): validation accuracy drops."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_step_end(self, trainer, step):
+        if step > self.epoch * STEPS_PER_EPOCH:
+            with torch.no_grad():
+                for p in trainer.model.parameters():
+                    p.zero_()
+
+
+def test_the_best_validation_model_is_tested_and_returned(tmp_path):
+    result, model = train(CONFIG.replace(epochs=6), tmp_path, datasets=DATA, callbacks=[BreakAfter(4)], progress=False)
+    val = [row["val_acc"] for row in result["history"]]
+    assert max(val[4:]) < max(val[:4]) - 0.3  # the premise: validation peaked, then collapsed
+    assert result["best_epoch"] == 1 + max(range(4), key=lambda i: val[i]) and result["val_acc"] == max(val)
+    assert result["test_acc"] == evaluate(model, DATA[2])["acc"] > 0.8
+    best = load_checkpoint(tmp_path / CHECKPOINT)["best"]["model"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, best[name]), name
 
 
 def test_checkpoint_loads_weights_only_and_round_trips(tmp_path):

@@ -34,17 +34,26 @@ class TemperatureSchedule(Callback):
         self.total_steps = total_steps
         self.model = model
         self.progress = 0.0
+        #: The learnable graphs' temperatures after the last update (saved in checkpoints).
+        self.temperatures: list[float] = []
+
+    def _apply(self, trainer: Any) -> None:
+        model = self.model if self.model is not None else getattr(trainer.model, "module", trainer.model)
+        self.temperatures = [module.set_progress(self.progress)
+                             for module in model.modules() if isinstance(module, LearnableWSGraph)]
+
+    def on_train_start(self, trainer: Any) -> None:
+        # After a resume the graphs are fresh modules at their initial temperature: re-apply.
+        self._apply(trainer)
 
     def on_step_end(self, trainer: Any, step: int) -> None:
-        model = self.model if self.model is not None else getattr(trainer.model, "module", trainer.model)
         total = self.total_steps or trainer.steps_per_epoch * trainer.config.epochs
         self.progress = min(1.0, step / total)
-        for module in model.modules():
-            if isinstance(module, LearnableWSGraph):
-                module.set_progress(self.progress)
+        self._apply(trainer)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"progress": self.progress}
+        return {"progress": self.progress, "temperatures": list(self.temperatures)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.progress = float(state["progress"])
+        self.temperatures = [float(t) for t in state.get("temperatures", [])]

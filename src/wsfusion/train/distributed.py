@@ -52,15 +52,19 @@ def teardown(env: DistEnv) -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_sum(values: torch.Tensor, env: DistEnv, what: str) -> torch.Tensor:
-    """Sum ``values`` over ranks; a dead or stalled peer becomes a clear ``RuntimeError``."""
+def all_reduce_sum(values: torch.Tensor, env: DistEnv, what: str,
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """Sum ``values`` over ranks on ``device`` (the training device: NCCL reduces only CUDA
+    tensors) and return the sum where ``values`` lives; a dead or stalled peer becomes a clear
+    ``RuntimeError``."""
     if not env.enabled:
         return values
+    work = values if device is None else values.to(device)
     try:
-        dist.all_reduce(values)
+        dist.all_reduce(work)
     except Exception as exc:  # gloo raises RuntimeError/DistBackendError on a lost peer or timeout
         raise peer_failure(env, what, exc) from exc
-    return values
+    return work.to(values.device)
 
 
 def peer_failure(env: DistEnv, what: str, exc: BaseException) -> RuntimeError:

@@ -86,6 +86,9 @@ class Callback:
     def on_fit_start(self, trainer: Trainer) -> None:
         """Called once the model and optimiser exist, before a checkpoint is resumed."""
 
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Called when the first step is about to run, after any resume: re-apply state to the model here."""
+
     def on_step_end(self, trainer: Trainer, step: int) -> None:  # noqa: D102
         pass
 
@@ -193,7 +196,7 @@ def evaluate(
         totals += torch.tensor([F.cross_entropy(logits, labels, reduction="sum").item(),
                                 (logits.argmax(-1) == labels).sum().item(), labels.numel()], dtype=torch.float64)
     model.train(was_training)
-    totals = distributed.all_reduce_sum(totals, env, "evaluation")
+    totals = distributed.all_reduce_sum(totals, env, "evaluation", device)
     return {"loss": totals[0].item() / totals[2].item(), "acc": totals[1].item() / totals[2].item()}
 
 
@@ -289,10 +292,6 @@ class Trainer:
         if path is None or not path.exists():
             return False
         self.load_state_dict(load_checkpoint(path, map_location=self.device))
-        if self.env.is_main and self.out is not None:
-            # The metrics file is rewritten from the checkpoint's history: no duplicated epochs.
-            with open(self.out / METRICS, "w") as f:
-                f.writelines(json.dumps(row) + "\n" for row in self.history)
         return True
 
     # -- training ----------------------------------------------------------
@@ -323,6 +322,13 @@ class Trainer:
                 find_unused_parameters=config.modality_dropout > 0,
             )
         stopped_early = self._stop_early()
+        if self.env.is_main and self.out is not None:
+            # The metrics file always starts as the checkpoint's history (empty without one): a run
+            # killed after appending an epoch but before checkpointing it never shows that epoch twice.
+            with open(self.out / METRICS, "w") as f:
+                f.writelines(json.dumps(row) + "\n" for row in self.history)
+        for cb in self.callbacks:
+            cb.on_train_start(self)
         bar = tqdm(total=config.epochs * self.steps_per_epoch, initial=self.epoch * self.steps_per_epoch,
                    desc=f"{config.fusion} seed {config.seed}", unit="step", disable=not self.progress, leave=False)
         while self.epoch < config.epochs and not stopped_early:
@@ -356,7 +362,7 @@ class Trainer:
                     cb.on_step_end(self, self.step)
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-            totals = distributed.all_reduce_sum(totals, self.env, f"epoch {self.epoch + 1} metrics")
+            totals = distributed.all_reduce_sum(totals, self.env, f"epoch {self.epoch + 1} metrics", self.device)
             val = evaluate(self._module(model), self.val_set, device=self.device, env=self.env)
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": totals[0].item() / totals[2].item(),
@@ -373,9 +379,9 @@ class Trainer:
                 cb.on_epoch_end(self, self.epoch, row)
             stopped_early = self._stop_early()
             if self.env.is_main and self.out is not None:
+                save_checkpoint(self.state_dict(), self.out / CHECKPOINT)
                 with open(self.out / METRICS, "a") as f:
                     f.write(json.dumps(row) + "\n")
-                save_checkpoint(self.state_dict(), self.out / CHECKPOINT)
         bar.close()
         return self._finish(stopped_early)
 
