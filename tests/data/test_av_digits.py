@@ -13,24 +13,31 @@ from wsfusion.data.av_digits import _prepare
 SPLITS = ("train", "val", "test")
 
 
+# Built from the fake source files of tests/conftest.py (the real layout, random content).
+# Module-wide fixtures, so SOURCES is pointed at the fakes only while they are built.
+
+
 @pytest.fixture(scope="module")
-def raw(av_root):
-    with gzip.open(fetch("mnist", root=av_root, download=False)) as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    with np.load(fetch("fsdd", root=av_root, download=False)) as npz:
-        fsdd = {k: npz[k] for k in ("X", "y", "lengths")}
+def raw(fake_av_data):
+    with fake_av_data.installed() as root:
+        with gzip.open(fetch("mnist", root=root, download=False)) as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+        with np.load(fetch("fsdd", root=root, download=False)) as npz:
+            fsdd = {k: npz[k] for k in ("X", "y", "lengths")}
     fsdd["offsets"] = np.concatenate([[0], np.cumsum(fsdd["lengths"])])
     return {"pixels": table[:, :-1], "image_labels": table[:, -1], **fsdd}
 
 
 @pytest.fixture(scope="module")
-def splits(av_root):
-    return {s: AVDigits(s, root=av_root, download=False) for s in SPLITS}
+def splits(fake_av_data):
+    with fake_av_data.installed() as root:
+        return {s: AVDigits(s, root=root, download=False) for s in SPLITS}
 
 
 @pytest.fixture(scope="module")
-def hard_splits(av_root):
-    return {s: AVDigits(s, hard=True, root=av_root, download=False) for s in SPLITS}
+def hard_splits(fake_av_data):
+    with fake_av_data.installed() as root:
+        return {s: AVDigits(s, hard=True, root=root, download=False) for s in SPLITS}
 
 
 def test_split_sizes_and_stratification(splits):

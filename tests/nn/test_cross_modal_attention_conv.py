@@ -32,18 +32,47 @@ def blocked(graph):
     return graph.to_dense_mask() == 0
 
 
-def test_equals_dense_attention_with_a_minus_inf_mask(graph):
-    conv = CrossModalAttentionConv(8, 8, heads=2).eval()
+def relation_bias(conv, x, graph):
+    """Dense ``q_t . r(s, t) / sqrt(d)`` as an additive float mask ``[B * H, target, source]``, -inf off the graph.
+
+    The relation of every (source, target) pair is looked up from the modalities of the two nodes
+    and ``graph.relation_names`` (not from ``graph.edge_type``), so the reference is built
+    independently of the edge list.
+    """
+    b, n, _ = x.shape
+    h, d = conv.heads, conv.head_dim
+    names = graph.relation_names
+    modality = [graph.modalities[i] for i in graph.node_modality.tolist()]
+    relation = torch.tensor([[names.index((modality[s], modality[t])) for s in range(n)] for t in range(n)])
+    r = conv.relation.weight[relation].view(n, n, h, d)  # [target, source, H, d]
+    q = conv.query(x).view(b, n, h, d)  # [B, target, H, d]
+    bias = torch.einsum("bthd,tshd->bhts", q, r) / math.sqrt(d)
+    bias = bias.masked_fill(blocked(graph), float("-inf"))
+    return bias.reshape(b * h, n, n)
+
+
+@pytest.mark.parametrize("relations", [False, True], ids=["no-relations", "relations"])
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_equals_dense_attention_with_a_minus_inf_mask(graph, heads, relations):
+    conv = CrossModalAttentionConv(8, 8, heads=heads, num_relations=graph.num_relations if relations else None).eval()
     for lin in (conv.query, conv.key, conv.value, conv.out):
         nn.init.normal_(lin.bias)
+    if relations:
+        nn.init.normal_(conv.relation.weight)  # well above the 0.02 init, so a missing term shows
     x = torch.randn(3, graph.num_nodes, 8)
     mha = dense_mha(conv).eval()
-    expected, weights = mha(x, x, x, attn_mask=blocked(graph), average_attn_weights=False)
+    # Dense reference: q . (k + r) = q . k + q . r, the second term an additive float mask.
+    attn_mask = relation_bias(conv, x, graph).detach() if relations else blocked(graph)
+    expected, weights = mha(x, x, x, attn_mask=attn_mask, average_attn_weights=False)
     out, (edge_index, alpha) = conv(x, graph, return_attention_weights=True)
     torch.testing.assert_close(out, expected)
     src, dst = edge_index
     # alpha [B, E, H] equals the dense weights [B, H, target, source] at the edges.
     torch.testing.assert_close(alpha, weights[:, :, dst, src].transpose(1, 2))
+    if relations:
+        # The relation term matters here: leaving it out of the reference gives other outputs.
+        without, _ = mha(x, x, x, attn_mask=blocked(graph))
+        assert not torch.allclose(out, without, atol=1e-3)
 
 
 def test_in_and_out_channels_may_differ(graph):

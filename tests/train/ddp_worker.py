@@ -1,17 +1,36 @@
 """A two-process training run for test_distributed.py (started by it, one process per rank).
 
 Usage: python ddp_worker.py OUT_DIR [DIE_AT_STEP]: rank 1 exits abruptly at that step.
+
+Each rank saves its parameters, by name, before and after training to
+``OUT_DIR/params-rank{RANK}-{start,end}.pt`` for the test to compare tensor by tensor.
 """
 
 import json
 import os
 import sys
 
+import torch
+
 sys.path.insert(0, os.path.dirname(__file__))
 
 from test_trainer import CONFIG, DATA  # noqa: E402
 
 from wsfusion.train import Callback, train  # noqa: E402
+
+
+def save_parameters(model, path):
+    """Parameters only: BatchNorm running statistics are per-rank buffers (DDP broadcasts them each forward)."""
+    module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    torch.save({name: p.detach().cpu().clone() for name, p in module.named_parameters()}, path)
+
+
+class SaveAtStart(Callback):
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_start(self, trainer):
+        save_parameters(trainer.model, self.path)
 
 
 class Die(Callback):
@@ -25,12 +44,15 @@ class Die(Callback):
 
 if __name__ == "__main__":
     out = sys.argv[1]
-    callbacks = [Die(int(sys.argv[2]))] if len(sys.argv) > 2 and os.environ["RANK"] == "1" else []
+    rank = os.environ["RANK"]
+    callbacks = [SaveAtStart(os.path.join(out, f"params-rank{rank}-start.pt"))]
+    if len(sys.argv) > 2 and rank == "1":
+        callbacks.append(Die(int(sys.argv[2])))
     try:
         result, model = train(CONFIG, out, datasets=DATA, callbacks=callbacks, progress=False)
     except RuntimeError as exc:
         print(f"ERROR: {exc}", flush=True)
         sys.exit(1)
-    # Parameters only: BatchNorm running statistics are per-rank buffers (DDP broadcasts them each forward).
+    save_parameters(model, os.path.join(out, f"params-rank{rank}-end.pt"))
     checksum = sum(float(p.double().sum()) for p in model.parameters())
     print(json.dumps({"test_acc": result["test_acc"], "history": result["history"], "checksum": checksum}))

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -37,8 +38,21 @@ def test_two_processes_train_and_agree(tmp_path):
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     rank0, rank1 = (json.loads(out.strip().splitlines()[-1]) for out in outputs)
-    # DDP keeps the replicas identical, and both ranks see the same all-reduced metrics.
+    # DDP keeps the replicas identical, parameter by parameter, and both ranks see the same
+    # all-reduced metrics.
     assert rank0["checksum"] == rank1["checksum"]
+    start = [torch.load(tmp_path / f"params-rank{r}-start.pt", weights_only=True) for r in range(2)]
+    end = [torch.load(tmp_path / f"params-rank{r}-end.pt", weights_only=True) for r in range(2)]
+    assert list(end[0]) == list(end[1]) == list(start[0]) == list(start[1])
+    assert len(end[0]) > 10 and any(name.startswith("fusion.") for name in end[0])
+    for name, tensor in end[0].items():
+        assert tensor.shape == end[1][name].shape, name
+        diff = (tensor - end[1][name]).abs().max()
+        assert torch.equal(tensor, end[1][name]), f"{name} differs between ranks: max |diff| {diff}"
+        assert torch.equal(start[0][name], start[1][name]), name
+    # ... and training moved them, so the equality is not that of two untouched copies.
+    moved = [name for name in end[0] if not torch.equal(end[0][name], start[0][name])]
+    assert len(moved) > len(end[0]) // 2, moved
     assert rank0["history"][-1]["train_loss"] == rank1["history"][-1]["train_loss"]
     assert rank0["test_acc"] == rank1["test_acc"]
     assert len(rank0["history"]) == 4
