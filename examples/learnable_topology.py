@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from wsfusion.topology import experiment
+from wsfusion.bench import topology as experiment
 
 
 def main() -> None:

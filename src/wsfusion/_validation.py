@@ -7,6 +7,8 @@ a cryptic error from deep inside torch.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
@@ -18,14 +20,29 @@ def format_shape(shape: Sequence[int | str]) -> str:
 
 
 def check_finite(x: Tensor, name: str) -> None:
-    """Raise ``ValueError`` if ``x`` holds NaN or infinite values."""
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    """Raise ``ValueError`` if ``x`` holds NaN or infinite values (eager mode; skipped while ``torch.compile`` traces)."""
+    if x.is_floating_point() and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
         raise ValueError(
             f"{name} contains non-finite values ({n_nan} NaN, {n_inf} inf); "
             "clean or mask the input before fusing"
         )
+
+
+def check_all_finite(tensors: Mapping[str, Tensor], what: str) -> None:
+    """:func:`check_finite` for several tensors at the cost of one device sync, not one each.
+
+    Skipped while ``torch.compile`` traces (a data-dependent branch would break the graph).
+    """
+    floating = {name: x for name, x in tensors.items() if x.is_floating_point()}
+    if not floating or torch.compiler.is_compiling():
+        return
+    flags = torch.stack([torch.isfinite(x).all().to(next(iter(floating.values())).device) for x in floating.values()])
+    if bool(flags.all()):
+        return
+    for name, x in floating.items():
+        check_finite(x, f"{what}: {name!r} features")
 
 
 def check_tensor(
@@ -102,15 +119,48 @@ def check_modality_dims(modality_dims: object, what: str) -> dict[str, int]:
     return dims
 
 
+def check_int(value: object, name: str, minimum: int = 0) -> int:
+    """An integer ``>= minimum`` (``bool`` is refused: ``True`` nodes or ``k=True`` is always a mistake)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
 def check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    """An integer ``>= 1``."""
+    return check_int(value, name, 1)
+
+
+#: Intervals understood by :func:`check_fraction`.
+FRACTION_INTERVALS = ("[0, 1]", "[0, 1)", "(0, 1)", "(0, 1]")
+
+
+def check_fraction(value: object, name: str, interval: str = "[0, 1]") -> float:
+    """A finite real number in ``interval``, one of :data:`FRACTION_INTERVALS` (brackets as in maths)."""
+    if interval not in FRACTION_INTERVALS:
+        raise ValueError(f"interval must be one of {FRACTION_INTERVALS}, got {interval!r}")
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        v = float(value)  # type: ignore[arg-type]
+        above = v > 0.0 if interval[0] == "(" else v >= 0.0
+        below = v < 1.0 if interval[-1] == ")" else v <= 1.0
+        ok = math.isfinite(v) and above and below
+    if not ok:
+        kind = "" if isinstance(value, numbers.Real) else f" ({type(value).__name__})"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}{kind}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def check_probability(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    """A dropout-style probability in ``[0, 1)`` (1 would drop everything)."""
+    return check_fraction(value, name, "[0, 1)")
+
+
+def check_positive_number(value: object, name: str) -> float:
+    """A finite real number ``> 0`` (a temperature, a learning rate)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 

@@ -154,6 +154,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``compare`` (fields of TrainConfig, with its defaults)."""
     from wsfusion.data.synthetic import KINDS as SYNTHETIC_KINDS
     from wsfusion.encoders import POOLS
+    from wsfusion.train import REWIRE_MODES
     from wsfusion.train.config import DATASETS, TrainConfig
 
     d = TrainConfig()
@@ -171,7 +172,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help=f"early-stopping patience in epochs, or 'none' to train the whole budget (default: {patience})")
     p.add_argument("--modality-dropout", type=float, default=d.modality_dropout,
                    help=f"train-time probability of dropping each modality (default: {d.modality_dropout})")
-    p.add_argument("--rewire", choices=("set", "rigl"),
+    p.add_argument("--rewire", choices=REWIRE_MODES,
                    help="dynamic sparse rewiring of the WSLinear layers (ws-sparse), SET or RigL")
     p.add_argument("--rewire-every", type=int, default=d.rewire_every,
                    help=f"steps between rewiring updates (default: {d.rewire_every})")

@@ -151,13 +151,49 @@ def test_input_errors(graph):
         WSLinear(graph.edge_index)
 
 
-def test_state_dict_round_trip_holds_only_parameters(graph):
+def test_state_dict_holds_the_weights_and_the_edge_set(graph):
     layer = WSLinear(graph, bias=True)
-    assert set(layer.state_dict()) == {"weight", "bias"}
+    assert set(layer.state_dict()) == {"weight", "bias", "edge_index"}
     other = WSLinear(graph, bias=True)
     other.load_state_dict(layer.state_dict())
     x = torch.randn(2, 15)
     assert torch.equal(other(x), layer(x))
+
+
+@pytest.mark.parametrize("grow", [0, 4])
+def test_a_rewired_layer_saved_and_loaded_into_a_fresh_one_computes_the_same(graph, grow):
+    from wsfusion.topology import rewire_
+
+    layer = WSLinear(graph, bias=True)
+    ei = layer.edge_index
+    # Drop the two edges 0 <-> 1 and grow 3 <-> 10 (plus, with grow=4, 4 <-> 12: the count changes).
+    keep = ~(((ei[0] == 0) & (ei[1] == 1)) | ((ei[0] == 1) & (ei[1] == 0)))
+    new = [[3, 10], [10, 3]] + ([[4, 12], [12, 4]] if grow else [])
+    rewire_(layer, torch.cat([ei[:, keep], torch.tensor(new).t()], dim=1))
+    with torch.no_grad():
+        layer.weight.normal_()
+    fresh = WSLinear(graph, bias=True)
+    fresh.load_state_dict(layer.state_dict())
+    assert torch.equal(fresh.edge_index, layer.edge_index) and fresh.graph == layer.graph
+    assert fresh.structure.crow.tolist() == layer.structure.crow.tolist()
+    x = torch.randn(3, 15)
+    assert torch.equal(fresh(x), layer(x))
+    assert torch.equal(fresh.to_dense(), layer.to_dense())
+
+
+def test_a_state_dict_without_the_edge_set_loads_onto_the_current_edges(graph):
+    layer = WSLinear(graph, bias=True)
+    old_style = {k: v for k, v in layer.state_dict().items() if k != "edge_index"}
+    fresh = WSLinear(graph, bias=True)
+    fresh.load_state_dict(old_style)
+    x = torch.randn(2, 15)
+    assert torch.equal(fresh(x), layer(x))
+
+
+def test_set_edge_index_checks_the_edge_count(graph):
+    layer = WSLinear(graph)
+    with pytest.raises(ValueError, match=r"set_edge_index needs as many edges as the layer has weights \(60\), got 58"):
+        layer.set_edge_index(layer.edge_index[:, 2:])
 
 
 @pytest.mark.parametrize("shape", [(256, 192), (192, 256), (5, 16), (7, 9)])
@@ -178,3 +214,55 @@ def test_stacked_layers_keep_node_major_memory(graph):
     h = torch.relu(first(x))
     assert h.t().is_contiguous()  # a transposed view of node-major memory
     torch.testing.assert_close(second(h), second(h.contiguous()))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_directed_graph_pins_the_orientation_against_the_dense_masked_layer(graph, fused):
+    # A CrossModalGraph is undirected, so its mask is symmetric and cannot tell mask[t, s] from
+    # mask[s, t]. A directed graph can: keep only the edges s -> t with s < t. The dense masked layer
+    # gets that directed mask, built here edge by edge with an edge s -> t at mask[t, s]; WSLinear gets
+    # the kept edges' dense weights and zero on the reverse edges.
+    n = graph.num_nodes
+    src, dst = graph.edge_index
+    kept = src < dst
+    mask = torch.zeros(n, n, dtype=torch.float64)
+    for s, t in graph.edge_index[:, kept].t().tolist():
+        mask[t, s] = 1.0
+    assert not torch.equal(mask, mask.t()) and mask.triu().count_nonzero() == 0  # directed: only t > s
+
+    dense = MaskedLinear(graph, bias=True).double()
+    with torch.no_grad():
+        dense.mask.copy_(mask)
+        dense.weight.normal_()  # every entry non-zero: only the mask decides what is used
+        dense.bias.normal_()
+    sparse = WSLinear(graph, bias=True, fused=fused).double()
+    with torch.no_grad():
+        sparse.weight.copy_(dense.weight[dst, src] * kept)
+        sparse.bias.copy_(dense.bias)
+
+    x1 = torch.randn(5, n, dtype=torch.float64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    expected = dense(x1)
+    out = sparse(x2)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(expected, F.linear(x1, dense.weight * mask, dense.bias))
+    # The other orientation is a different layer, so the comparison above can tell them apart.
+    assert not torch.allclose(out, F.linear(x1, dense.weight * mask.t(), dense.bias))
+
+    # A unit impulse at node s reaches exactly the targets of the kept edges s -> t, with weight W[t, s].
+    impulse = sparse(torch.eye(n, dtype=torch.float64)) - sparse.bias
+    for s in range(n):
+        targets = dst[kept & (src == s)]
+        assert set(impulse[s].nonzero().flatten().tolist()) == set(targets.tolist())
+        torch.testing.assert_close(impulse[s, targets], dense.weight[targets, s].detach())
+    torch.testing.assert_close(sparse.to_dense(), (dense.weight * mask).detach())
+
+    upstream = torch.randn(5, n, dtype=torch.float64)
+    (expected * upstream).sum().backward()
+    (out * upstream).sum().backward()
+    torch.testing.assert_close(x2.grad, x1.grad)
+    # The kept edges' weight gradients sit at [target, source] of the dense gradient. (The reverse
+    # edges' zero weights are still trainable in WSLinear, while the directed mask cuts them off.)
+    torch.testing.assert_close(sparse.weight.grad[kept], dense.weight.grad[dst[kept], src[kept]])
+    torch.testing.assert_close(sparse.bias.grad, dense.bias.grad)
+    assert torch.count_nonzero(dense.weight.grad * (1 - mask)) == 0

@@ -4,7 +4,8 @@ import torch
 from testing_helpers import assert_every_parameter_trains
 from wsfusion.graphs import CrossModalGraph, ws_cross_modal_graph
 from wsfusion.nn import WSLinear
-from wsfusion.topology import LearnableWSGraph, LearnableWSLinear, TemperatureSchedule
+from wsfusion.topology import LearnableWSGraph, LearnableWSLinear
+from wsfusion.train import TemperatureSchedule
 
 NODES = {"visual": 10, "text": 10, "audio": 10}
 

@@ -5,7 +5,8 @@ import torch
 
 from wsfusion.graphs import ws_cross_modal_graph
 from wsfusion.nn import WSLinear
-from wsfusion.topology import Rewirer, rewire_
+from wsfusion.topology import rewire_
+from wsfusion.train import Rewirer
 
 NODES = {"a": 6, "b": 6}
 

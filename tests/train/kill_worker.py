@@ -1,11 +1,14 @@
 """A training run that kills itself with SIGKILL mid-epoch (started by test_trainer.py).
 
-Usage: python kill_worker.py OUT_DIR FUSION KILL_AT_STEP
+Usage: python kill_worker.py OUT_DIR FUSION KILL_AT_STEP THREADS (the parent's torch thread count, so that
+float reductions, and so the metrics, match the parent's bit for bit).
 """
 
 import os
 import signal
 import sys
+
+import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -24,5 +27,6 @@ class Kill(Callback):
 
 
 if __name__ == "__main__":
-    out, fusion, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    out, fusion, step, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    torch.set_num_threads(threads)
     train(config_for(fusion), out, datasets=DATA, callbacks=[Kill(step)], progress=False)

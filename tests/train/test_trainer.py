@@ -86,7 +86,8 @@ def test_resume_after_a_kill_reaches_the_same_final_metrics(tmp_path, fusion):
     full, full_model = train(config, tmp_path / "full", datasets=DATA, progress=False)
     killed_at = 2 * STEPS_PER_EPOCH + 3  # in the middle of epoch 3
     # A real kill: SIGKILL in another process, no exception handler or finally runs.
-    worker = subprocess.run([sys.executable, str(KILL_WORKER), str(tmp_path / "killed"), fusion, str(killed_at)],
+    worker = subprocess.run([sys.executable, str(KILL_WORKER), str(tmp_path / "killed"), fusion, str(killed_at),
+                             str(torch.get_num_threads())],
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert worker.returncode == -signal.SIGKILL, worker.stderr
     assert not (tmp_path / "killed" / RESULT).exists()
@@ -215,7 +216,7 @@ def test_config_validation():
 
 @pytest.mark.parametrize("mode", ["set", "rigl"])
 def test_rewirer_in_the_trainer_resumes_to_the_same_structure_and_metrics(tmp_path, mode):
-    from wsfusion.topology import Rewirer
+    from wsfusion.train import Rewirer
 
     config = CONFIG.replace(fusion="ws-sparse", fusion_options={"nodes_per_modality": 8, "k": 4})
     full, full_model = train(config, tmp_path / "full", datasets=DATA, progress=False,
@@ -231,3 +232,31 @@ def test_rewirer_in_the_trainer_resumes_to_the_same_structure_and_metrics(tmp_pa
         assert torch.equal(a.weight, b.weight)
     assert not torch.equal(full_model.fusion.layers[0].edge_index, original)  # it did rewire
     assert without_seconds(resumed["history"]) == without_seconds(full["history"])
+
+
+class Snapshots(Callback):
+    """The model's full state (edges included) at the end of every epoch."""
+
+    def __init__(self) -> None:
+        self.states = {}
+
+    def on_epoch_end(self, trainer, epoch, metrics):
+        self.states[epoch] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_the_best_model_under_rewiring_comes_back_with_its_own_edges(tmp_path):
+    from wsfusion.train import Rewirer
+
+    config = CONFIG.replace(epochs=6, fusion="ws-sparse", fusion_options={"nodes_per_modality": 8, "k": 4})
+    snapshots = Snapshots()
+    # Rewiring continues after validation peaks (the model is broken from epoch 5 on).
+    rewirer = Rewirer(delta_t=2, alpha=0.3, mode="set", seed=1, end_step=6 * STEPS_PER_EPOCH)
+    result, model = train(config, tmp_path, datasets=DATA, callbacks=[rewirer, BreakAfter(4), snapshots],
+                          progress=False)
+    best = snapshots.states[result["best_epoch"]]
+    final = snapshots.states[6]
+    edge_keys = [k for k in best if k.endswith("edge_index")]
+    assert edge_keys and any(not torch.equal(best[k], final[k]) for k in edge_keys)  # the premise
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, best[name]), name
+    assert result["test_acc"] == evaluate(model, DATA[2])["acc"]

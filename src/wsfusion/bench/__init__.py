@@ -56,7 +56,7 @@ def params_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _topology_run(device: str = "cpu", quick: bool = False) -> dict[str, Any]:
-    from wsfusion.topology import experiment
+    from wsfusion.bench import topology as experiment
 
     if quick:
         return experiment.run(seeds=(0,), epochs=2, samples=256, progress=False)
@@ -64,7 +64,7 @@ def _topology_run(device: str = "cpu", quick: bool = False) -> dict[str, Any]:
 
 
 def _topology_table(results: dict[str, Any]) -> str:
-    from wsfusion.topology import experiment
+    from wsfusion.bench import topology as experiment
 
     return experiment.table(results)
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from wsfusion._validation import check_positive_int
+from wsfusion._validation import check_int, check_positive_int
 from wsfusion.data.sources import fetch
 
 __all__ = ["AVDigits"]
@@ -23,12 +23,6 @@ NUM_MFCC = 13
 # Independent random streams derived from the seed, so that e.g. the hard
 # noise never changes which samples land in which split.
 _STREAM_IMAGE_SPLIT, _STREAM_AUDIO_SPLIT, _STREAM_PAIRING, _STREAM_NOISE = range(4)
-
-
-def check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def check_split(split: object) -> str:
@@ -269,7 +263,7 @@ class AVDigits(Dataset):
     ) -> None:
         self.split = check_split(split)
         self.hard = bool(hard)
-        self.seed = check_seed(seed)
+        self.seed = check_int(seed, "seed", 0)
         self.num_frames = check_positive_int(num_frames, "num_frames")
         mnist = fetch("mnist", root=root, download=download)
         fsdd = fetch("fsdd", root=root, download=download)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from wsfusion._validation import check_batch_sizes, check_probability
+from wsfusion._validation import check_batch_sizes, check_fraction, check_probability
 
 __all__ = ["gaussian_noise", "modality_dropout", "drop_modality"]
 
@@ -39,12 +39,6 @@ def _check_known(names: object, inputs: Mapping[str, Tensor], arg: str) -> None:
     for name in names:  # type: ignore[union-attr]
         if name not in inputs:
             raise ValueError(f"{arg} names unknown modality {name!r}; the batch has {sorted(inputs)}")
-
-
-def _check_level(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
 
 
 def _per_modality(value: object, inputs: Mapping[str, Tensor], arg: str, default: float) -> dict[str, object]:
@@ -109,7 +103,7 @@ def gaussian_noise(
             not in the batch.
     """
     _check_batch(inputs, "gaussian_noise")
-    levels = {m: _check_level(v, "level" if not isinstance(level, Mapping) else f"level[{m!r}]")
+    levels = {m: check_fraction(v, "level" if not isinstance(level, Mapping) else f"level[{m!r}]")
               for m, v in _per_modality(level, inputs, "level", 0.0).items()}
     scales = _per_modality(scale, inputs, "scale", None) if scale is not None else dict.fromkeys(inputs)
     for m, s in scales.items():

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from wsfusion._validation import check_positive_int, format_shape
-from wsfusion.data.av_digits import SPLITS, check_seed, check_split
+from wsfusion._validation import check_int, check_positive_int, format_shape
+from wsfusion.data.av_digits import SPLITS, check_split
 
 __all__ = ["SyntheticTriModal", "KINDS", "NOTEBOOK_SHAPES"]
 
@@ -176,7 +176,7 @@ class SyntheticTriModal(Dataset):
         seed: int = 0,
     ) -> None:
         self.split = check_split(split)
-        self.seed = check_seed(seed)
+        self.seed = check_int(seed, "seed", 0)
         self.num_samples = check_positive_int(num_samples, "num_samples")
         self.num_classes = check_positive_int(num_classes, "num_classes")
         if self.num_classes < 2:

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from wsfusion._validation import (
     check_batch_sizes,
-    check_finite,
+    check_all_finite,
     check_modality_dims,
     check_modality_keys,
     check_positive_int,
@@ -94,8 +94,8 @@ class FusionModule(nn.Module):
                 )
             if not x.is_floating_point():
                 raise TypeError(f"{what}: {name!r} features must be floating point, got dtype {x.dtype}")
-            check_finite(x, f"{what}: {name!r} features")
             sizes[name] = x.shape[0]
+        check_all_finite(features, what)
         batch = check_batch_sizes(sizes, what)
         device = next(iter(features.values())).device
         full_mask = self._check_mask(mask, batch, device, what)

@@ -13,7 +13,7 @@ from wsfusion.nn import MaskedLinear, WSLinear
 
 
 class _ScalarNodeWSFusion(FusionModule):
-    r"""Scalar-node WS fusion: one graph node per projected feature channel.
+    r"""Scalar-node WS fusion: one graph node per projected feature channel (see the subclasses).
 
     Each modality is projected to its node count :math:`n_m`, the channels
     are concatenated into :math:`N = \sum_m n_m` nodes, ``num_layers`` WS
@@ -84,33 +84,25 @@ class _ScalarNodeWSFusion(FusionModule):
 
 
 class MaskedWSFusion(_ScalarNodeWSFusion):
-    __doc__ = (
-        r"""The notebook's Watts–Strogatz fusion, dense: the reference for :class:`SparseWSFusion`.
+    r"""The notebook's Watts–Strogatz fusion, dense: the reference for :class:`SparseWSFusion`.
 
     Every WS layer is a :class:`~wsfusion.nn.MaskedLinear`, a full
     :math:`N \times N` weight multiplied by the graph's mask, as in the
     notebook. With the default 3 modalities × 64 nodes, ``k=6``, ``beta=0.3``,
     ``seed=42`` the mask is exactly ``networkx.watts_strogatz_graph(192, 6, 0.3, seed=42)``.
-"""
-        + _ScalarNodeWSFusion.__doc__.split("\n", 1)[1]
-    )
-    layer_class = MaskedLinear
 
+    Each modality is projected to its node count :math:`n_m`, the channels
+    are concatenated into :math:`N = \sum_m n_m` nodes, ``num_layers`` WS
+    layers mix them along the graph (each followed by a ReLU), and a linear
+    head reads the result:
 
-class SparseWSFusion(_ScalarNodeWSFusion):
-    __doc__ = (
-        r"""The notebook's Watts–Strogatz fusion done sparsely, with :class:`~wsfusion.nn.WSLinear` layers.
+    .. math::
+        \mathbf{x}^{(0)} = [\mathbf{W}_1\mathbf{z}_1 \| \cdots \| \mathbf{W}_M\mathbf{z}_M], \quad
+        \mathbf{x}^{(l+1)} = \mathrm{ReLU}\big((\mathbf{W}^{(l)} \odot \mathbf{M})\,\mathbf{x}^{(l)} + \mathbf{b}^{(l)}\big), \quad
+        \mathbf{y} = \mathbf{W}_o \, \mathbf{x}^{(L)}
 
-    The same model as :class:`MaskedWSFusion` (equal outputs and gradients
-    for equal weights), but each layer stores and multiplies only the
-    :math:`E` edge weights instead of the :math:`N^2` dense matrix.
-"""
-        + _ScalarNodeWSFusion.__doc__.split("\n", 1)[1]
-    )
-    layer_class = WSLinear
+    A missing modality is replaced by zeros.
 
-
-_SCALAR_ARGS_DOC = r"""
     Args:
         modality_dims (Mapping[str, int]): Feature size of each modality.
         out_dim (int): Output size.
@@ -128,19 +120,65 @@ _SCALAR_ARGS_DOC = r"""
         num_layers (int, optional): Stacked WS layers. (default: :obj:`1`)
         dropout (float, optional): Dropout before the head. (default: :obj:`0.1`)
         allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
-        topology (str, optional): ``"fixed"``, or ``"learnable"`` (``SparseWSFusion``
-            only): each layer is a :class:`~wsfusion.topology.LearnableWSLinear` on
-            the same nodes, ``k`` and seed, whose rewiring probability ``beta`` is
-            trained. (default: :obj:`"fixed"`)
+        topology (str, optional): ``"fixed"``, the only topology of the dense layer. (default: :obj:`"fixed"`)
+        topology_options (Mapping, optional): Must be empty (no learnable topology here). (default: :obj:`None`)
+
+    Shapes:
+        - **input:** ``{m: (B, D_m)}``
+        - **output:** :math:`(B, out\_dim)`
+    """
+
+    layer_class = MaskedLinear
+
+
+class SparseWSFusion(_ScalarNodeWSFusion):
+    r"""The notebook's Watts–Strogatz fusion done sparsely, with :class:`~wsfusion.nn.WSLinear` layers.
+
+    The same model as :class:`MaskedWSFusion` (equal outputs and gradients
+    for equal weights), but each layer stores and multiplies only the
+    :math:`E` edge weights instead of the :math:`N^2` dense matrix.
+
+    Each modality is projected to its node count :math:`n_m`, the channels
+    are concatenated into :math:`N = \sum_m n_m` nodes, ``num_layers`` WS
+    layers mix them along the graph (each followed by a ReLU), and a linear
+    head reads the result:
+
+    .. math::
+        \mathbf{x}^{(0)} = [\mathbf{W}_1\mathbf{z}_1 \| \cdots \| \mathbf{W}_M\mathbf{z}_M], \quad
+        \mathbf{x}^{(l+1)} = \mathrm{ReLU}\big((\mathbf{W}^{(l)} \odot \mathbf{M})\,\mathbf{x}^{(l)} + \mathbf{b}^{(l)}\big), \quad
+        \mathbf{y} = \mathbf{W}_o \, \mathbf{x}^{(L)}
+
+    A missing modality is replaced by zeros.
+
+    Args:
+        modality_dims (Mapping[str, int]): Feature size of each modality.
+        out_dim (int): Output size.
+        nodes_per_modality (int, optional): Nodes :math:`n_m` of every
+            modality when ``graph`` is not given. (default: :obj:`64`)
+        k (int, optional): WS ring degree. (default: :obj:`6`)
+        beta (float, optional): WS rewiring probability. (default: :obj:`0.3`)
+        seed (int, optional): Graph seed. (default: :obj:`42`)
+        order (str, optional): ``"blocked"`` or ``"interleaved"`` ring.
+            (default: :obj:`"blocked"`)
+        self_loops (bool, optional): Add a self loop to every node (each
+            channel keeps a learned weight on itself). (default: :obj:`False`)
+        graph (CrossModalGraph, optional): Use this graph instead; its
+            modalities must be those of ``modality_dims``. (default: :obj:`None`)
+        num_layers (int, optional): Stacked WS layers. (default: :obj:`1`)
+        dropout (float, optional): Dropout before the head. (default: :obj:`0.1`)
+        allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
+        topology (str, optional): ``"fixed"``, or ``"learnable"``: each layer is a
+            :class:`~wsfusion.topology.LearnableWSLinear` on the same nodes,
+            ``k`` and seed, whose rewiring probability ``beta`` is trained. (default: :obj:`"fixed"`)
         topology_options (Mapping, optional): Options of ``LearnableWSLinear``
             (``per_pair``, ``edge_logits``, ``temperature``, ...). (default: :obj:`None`)
 
     Shapes:
         - **input:** ``{m: (B, D_m)}``
         - **output:** :math:`(B, out\_dim)`
-"""
-MaskedWSFusion.__doc__ += _SCALAR_ARGS_DOC
-SparseWSFusion.__doc__ += _SCALAR_ARGS_DOC
+    """
+
+    layer_class = WSLinear
 
 
 def graph_for(

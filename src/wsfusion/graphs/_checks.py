@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wsfusion._validation import check_fraction
+
 #: Ring layouts understood by :func:`~wsfusion.graphs.ws_cross_modal_graph`.
 ORDERS = ("blocked", "interleaved")
 
@@ -24,7 +26,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_nodes(nodes: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def check_nodes(nodes: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """Validate ``nodes`` and return (names, counts) in the mapping's order."""
     if not isinstance(nodes, Mapping) or len(nodes) == 0:
         got = type(nodes).__name__ if not isinstance(nodes, Mapping) else "an empty mapping"
@@ -48,7 +50,7 @@ def _check_nodes(nodes: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
     return tuple(names), tuple(counts)
 
 
-def _check_k(k: Any, num_nodes: int) -> int:
+def check_k(k: Any, num_nodes: int) -> int:
     """An even integer ring degree with ``2 <= k < num_nodes``."""
     if not _is_int(k):
         raise ValueError(f"k must be an integer, got {k!r} ({type(k).__name__})")
@@ -64,17 +66,12 @@ def _check_k(k: Any, num_nodes: int) -> int:
     return k
 
 
-def _check_beta(beta: Any) -> float:
+def check_beta(beta: Any) -> float:
     """A finite rewiring probability in [0, 1]."""
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-        raise ValueError(f"beta must be a finite number in [0, 1], got {beta!r} ({type(beta).__name__})")
-    beta = float(beta)
-    if not math.isfinite(beta) or not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta must be a finite number in [0, 1], got {beta}")
-    return beta
+    return check_fraction(beta, "beta", "[0, 1]")
 
 
-def _check_seed(seed: Any) -> int:
+def check_seed(seed: Any) -> int:
     """A non-negative integer seed; ``None`` draws (and returns) a fresh one."""
     if seed is None:
         # A fresh graph, but with its seed recorded so it can be rebuilt.
@@ -84,7 +81,7 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def _check_order(order: Any) -> str:
+def check_order(order: Any) -> str:
     """One of :data:`ORDERS`."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
@@ -92,7 +89,7 @@ def _check_order(order: Any) -> str:
 
 
 
-def _check_ring_order(ring_order: Any, num_nodes: int) -> Tensor:
+def check_ring_order(ring_order: Any, num_nodes: int) -> Tensor:
     """A fresh LongTensor ``[N]`` holding a permutation of ``0 .. N-1``."""
     ring = torch.as_tensor(ring_order, dtype=torch.long).flatten().clone()
     if ring.numel() != num_nodes or not torch.equal(ring.sort().values, torch.arange(num_nodes)):

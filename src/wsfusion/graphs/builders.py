@@ -30,12 +30,12 @@ from torch import Tensor
 
 from wsfusion.graphs._checks import (
     ORDERS,
-    _check_beta,
-    _check_k,
-    _check_nodes,
-    _check_order,
-    _check_ring_order,
-    _check_seed,
+    check_beta,
+    check_k,
+    check_nodes,
+    check_order,
+    check_ring_order,
+    check_seed,
     _is_int,
 )
 from wsfusion.graphs._edges import sort_edge_index
@@ -118,8 +118,8 @@ def ring_lattice(
     if not _is_int(num_nodes) or num_nodes < 1:
         raise ValueError(f"num_nodes must be a positive integer, got {num_nodes!r}")
     n = int(num_nodes)
-    k = _check_k(k, n)
-    ring = torch.arange(n) if ring_order is None else _check_ring_order(ring_order, n)
+    k = check_k(k, n)
+    ring = torch.arange(n) if ring_order is None else check_ring_order(ring_order, n)
     pos = torch.arange(n)
     pairs = torch.cat([torch.stack([ring[pos], ring[(pos + j) % n]]) for j in range(1, k // 2 + 1)], dim=1)
     return sort_edge_index(torch.cat([pairs, pairs.flip(0)], dim=1), n).contiguous()
@@ -188,12 +188,12 @@ def ws_cross_modal_graph(
     """
     import networkx as nx
 
-    names, counts = _check_nodes(nodes)
+    names, counts = check_nodes(nodes)
     num_nodes = sum(counts)
-    k = _check_k(k, num_nodes)
-    beta = _check_beta(beta)
-    order = _check_order(order)
-    seed = _check_seed(seed)
+    k = check_k(k, num_nodes)
+    beta = check_beta(beta)
+    order = check_order(order)
+    seed = check_seed(seed)
     if not isinstance(self_loops, bool):
         raise ValueError(f"self_loops must be a bool, got {self_loops!r}")
 

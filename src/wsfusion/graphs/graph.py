@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wsfusion.graphs._checks import _check_nodes, _check_order, _check_ring_order
+from wsfusion.graphs._checks import check_nodes, check_order, check_ring_order
 from wsfusion.graphs._edges import canonical_edge_index
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
@@ -86,7 +86,7 @@ class CrossModalGraph:
         ring_order: Tensor | Sequence[int] | None = None,
         _validated: bool = False,
     ) -> None:
-        names, counts = _check_nodes(nodes)
+        names, counts = check_nodes(nodes)
         num_nodes = sum(counts)
         ei = edge_index if _validated else canonical_edge_index(edge_index, num_nodes)
         loops = int((ei[0] == ei[1]).sum())
@@ -94,9 +94,9 @@ class CrossModalGraph:
             raise ValueError(
                 f"self loops must be on every node or on none: found {loops} of {num_nodes}"
             )
-        ring = torch.arange(num_nodes) if ring_order is None else _check_ring_order(ring_order, num_nodes)
+        ring = torch.arange(num_nodes) if ring_order is None else check_ring_order(ring_order, num_nodes)
         if order is not None:
-            _check_order(order)
+            check_order(order)
         node_modality = torch.repeat_interleave(
             torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long)
         )

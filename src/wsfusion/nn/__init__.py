@@ -9,9 +9,9 @@ import warnings
 from wsfusion.nn.cross_modal_attention_conv import CrossModalAttentionConv
 from wsfusion.nn.cross_modal_conv import CrossModalConv
 from wsfusion.nn.masked_linear import MaskedLinear
-from wsfusion.nn.ws_linear import WSLinear
+from wsfusion.nn.ws_linear import EdgeWeightedLinear, WSLinear
 
 # torch warns once per process that sparse CSR is "beta"; the kernels used here are stable.
 warnings.filterwarnings("ignore", message=r"Sparse CSR tensor support is in beta state")
 
-__all__ = ["WSLinear", "MaskedLinear", "CrossModalConv", "CrossModalAttentionConv"]
+__all__ = ["EdgeWeightedLinear", "WSLinear", "MaskedLinear", "CrossModalConv", "CrossModalAttentionConv"]

@@ -1,16 +1,77 @@
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
+
 from wsfusion._validation import format_shape
 from wsfusion.graphs import CrossModalGraph
+from wsfusion.graphs._edges import canonical_edge_index, is_symmetric
 from wsfusion.nn._sparse import CSRStructure, csr_structure, edge_weighted_spmm, node_major
 from wsfusion.nn.init import in_degree_uniform_
 
 
-class WSLinear(MessagePassing):
+class EdgeWeightedLinear(nn.Module):
+    r"""Base of :class:`WSLinear` and ``LearnableWSLinear``: one weight per directed edge of a CSR structure.
+
+    .. math::
+        y_t = \sum_{s \to t} w_{s \to t} \, x_s + b_t
+
+    Subclasses own ``weight [E]`` (in the structure's target-then-source
+    order), an optional ``bias [N]`` and ``num_nodes``, and call
+    :meth:`_set_structure` whenever their edge set changes; the forward pass
+    :meth:`edge_linear` runs the CSR SpMM / SDDMM kernel of
+    :func:`~wsfusion.nn._sparse.edge_weighted_spmm` with whatever edge values
+    the subclass passes (the plain weight, or gated weights).
+    """
+
+    num_nodes: int
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+
+    def _set_structure(self, edge_index: Tensor) -> None:
+        """(Re)build the CSR buffers of ``edge_index`` (sorted by target, then source) on the layer's device."""
+        device = self.weight.device
+        for name, value in csr_structure(edge_index.cpu(), self.num_nodes)._asdict().items():
+            if isinstance(value, Tensor):
+                if hasattr(self, f"_{name}"):
+                    setattr(self, f"_{name}", value.to(device))
+                else:  # derived from the edge set, so never part of the state dict
+                    self.register_buffer(f"_{name}", value.to(device), persistent=False)
+
+    @property
+    def structure(self) -> CSRStructure:
+        return CSRStructure(self._crow, self._col, self._t_crow, self._t_col, self._t_perm, self.num_nodes, self.num_nodes)
+
+    def in_degree(self) -> Tensor:
+        """``[N]``: edges entering each node."""
+        return self._crow.diff()
+
+    def check_node_features(self, x: Any) -> None:
+        """``ValueError`` unless ``x`` is ``[..., N]``; ``TypeError`` unless it is floating point."""
+        n, name = self.num_nodes, type(self).__name__
+        if not isinstance(x, Tensor) or x.dim() == 0 or x.shape[-1] != n:
+            got = format_shape(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"{name} input must have shape [..., {n}] (one entry per graph node), got {got}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} input must be floating point, got dtype {x.dtype}")
+
+    def edge_linear(self, edge_values: Tensor, x: Tensor) -> Tensor:
+        """``y [..., N]`` for ``x [..., N]`` with ``edge_values [E]`` on the edges (plus the bias)."""
+        n = self.num_nodes
+        lead = x.shape[:-1]
+        # The kernel returns a transposed view of node-major memory: stacked layers (and
+        # element-wise ops between them) never copy to change layout.
+        out = edge_weighted_spmm(edge_values, x.reshape(-1, n), self.structure)
+        if self.bias is not None:
+            out = out + self.bias  # element-wise ops keep the node-major memory layout
+        return out.reshape(*lead, n)
+
+
+class WSLinear(MessagePassing, EdgeWeightedLinear):
     r"""A linear layer whose connections are the edges of a graph: one weight per directed edge.
 
     The sparse drop-in for the notebook's masked dense layer
@@ -42,6 +103,14 @@ class WSLinear(MessagePassing):
     and element-wise ops between them never copy to change layout; call
     ``.contiguous()`` (or use ``reshape`` rather than ``view``) if you need
     contiguous memory.
+
+    **The edge set is state.** ``edge_index`` is a buffer saved in
+    :meth:`state_dict`, so a layer whose edges were changed (by
+    :meth:`set_edge_index`, e.g. through :func:`~wsfusion.topology.rewire_`)
+    and saved loads into a fresh layer built on the original graph and
+    computes the same function: loading replaces the fresh layer's edges (and
+    ``graph``) with the saved ones. State dicts written before the edge set
+    was saved (no ``edge_index`` key) load onto the layer's current edges.
 
     Initialisation (:meth:`reset_parameters`):
     :math:`w_{s \to t} \sim \mathcal{U}(-\sqrt{3/d_t}, \sqrt{3/d_t})` with
@@ -76,11 +145,8 @@ class WSLinear(MessagePassing):
         edge_index = graph.edge_index
         self.weight = nn.Parameter(torch.empty(edge_index.shape[1]))
         self.bias = nn.Parameter(torch.empty(self.num_nodes)) if bias else None
-        # Derived from the graph, so not part of the state dict.
-        self.register_buffer("edge_index", edge_index.clone(), persistent=False)
-        for name, value in csr_structure(edge_index, self.num_nodes)._asdict().items():
-            if isinstance(value, Tensor):
-                self.register_buffer(f"_{name}", value, persistent=False)
+        self.register_buffer("edge_index", edge_index.clone())
+        self._set_structure(edge_index)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -88,34 +154,63 @@ class WSLinear(MessagePassing):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def in_degree(self) -> Tensor:
-        """``[N]``: edges entering each node."""
-        return self._crow.diff()
+    @torch.no_grad()
+    def set_edge_index(self, edge_index: Tensor) -> None:
+        """Make ``edge_index`` the layer's edge set: ``weight[e]`` then belongs to its edge ``e``.
 
-    @property
-    def structure(self) -> CSRStructure:
-        return CSRStructure(self._crow, self._col, self._t_crow, self._t_col, self._t_perm, self.num_nodes, self.num_nodes)
+        The weights are not touched (reorder them first, as
+        :func:`~wsfusion.topology.rewire_` does, which also remaps optimiser
+        state); ``graph``, the ``edge_index`` buffer and the CSR structure are
+        rebuilt. A symmetric edge set gives a normal :class:`CrossModalGraph`,
+        an asymmetric one a directed edge set stored in it (its undirected
+        exports then see the union of both directions).
+
+        Args:
+            edge_index (LongTensor ``[2, E]``): directed edges (row 0 source,
+                row 1 target) in any column order, without duplicates;
+                :math:`E` must equal ``weight.numel()``.
+        """
+        n = self.num_nodes
+        ei = canonical_edge_index(edge_index, n, symmetric=False)
+        if ei.size(1) != self.weight.numel():
+            raise ValueError(
+                f"set_edge_index needs as many edges as the layer has weights ({self.weight.numel()}), got "
+                f"{ei.size(1)}; change the weight first (rewire_ does both)"
+            )
+        old = self.graph
+        meta = dict(order=old.order, ring_order=old.ring_order, seed=old.seed)
+        if is_symmetric(ei, n):
+            self.graph = CrossModalGraph.from_edge_index(ei, dict(old.node_counts), **meta)
+        else:
+            self.graph = CrossModalGraph(ei, dict(old.node_counts), _validated=True, **meta)
+        self.edge_index = ei.to(self.edge_index.device)
+        self._set_structure(ei)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        key = prefix + "edge_index"
+        saved = state_dict.get(key)
+        if saved is None:
+            state_dict[key] = self.edge_index  # saved before the edge set was state: the current edges
+        elif saved.shape != self.edge_index.shape or not torch.equal(saved.to(self.edge_index.device), self.edge_index):
+            weight = state_dict.get(prefix + "weight")
+            if weight is not None and weight.numel() != self.weight.numel():
+                # A rewiring that changed the edge count: the loaded weight needs its own size
+                # (build the optimiser after loading).
+                self.weight = nn.Parameter(self.weight.new_empty(weight.shape))
+            self.set_edge_index(saved.cpu())
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(self, x: Tensor) -> Tensor:
-        n = self.num_nodes
-        if not isinstance(x, Tensor) or x.dim() == 0 or x.shape[-1] != n:
-            got = format_shape(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"WSLinear input must have shape [..., {n}] (one entry per graph node), got {got}")
-        if not x.is_floating_point():
-            raise TypeError(f"WSLinear input must be floating point, got dtype {x.dtype}")
-        lead = x.shape[:-1]
-        flat = x.reshape(-1, n)
+        self.check_node_features(x)
         if self.fused:
-            # The kernels want node-major [N, B] memory; the autograd function changes
-            # layout at most once each way and returns a transposed view of node-major
-            # memory, so stacked layers (and element-wise ops between them) never copy.
-            # message_and_aggregate is called directly: propagate's argument collection
-            # costs ~0.1 ms a call, a third of the whole layer at N=192.
-            out = self.message_and_aggregate(None, flat, self.weight)
-        else:
-            out = self.propagate(self.edge_index, x=node_major(flat), edge_weight=self.weight, size=(n, n)).t()
+            # message_and_aggregate's kernel, called directly: propagate's argument
+            # collection costs ~0.1 ms a call, a third of the whole layer at N=192.
+            return self.edge_linear(self.weight, x)
+        n = self.num_nodes
+        lead = x.shape[:-1]
+        out = self.propagate(self.edge_index, x=node_major(x.reshape(-1, n)), edge_weight=self.weight, size=(n, n)).t()
         if self.bias is not None:
-            out = out + self.bias  # element-wise ops keep the node-major memory layout
+            out = out + self.bias
         return out.reshape(*lead, n)
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:

@@ -1,15 +1,16 @@
-"""Learned and dynamic topologies.
+"""Learned topologies: connectivity that training can change.
 
 * Learnable beta: :class:`LearnableWSGraph` (a WS graph whose rewiring
   probability is trained through relaxed Bernoulli edge gates) and
-  :class:`LearnableWSLinear` (a ``WSLinear`` on it, drop-in for ``SparseWSFusion``);
-  :class:`TemperatureSchedule` anneals the gates' temperature during training.
-* Dynamic sparse rewiring: :class:`Rewirer` (SET / RigL training callback) and
-  :func:`rewire_` (change a ``WSLinear``'s edge set in place, optimizer state included).
+  :class:`LearnableWSLinear` (a ``WSLinear`` on it, drop-in for ``SparseWSFusion``).
+* :func:`rewire_`: change a ``WSLinear``'s edge set in place, optimizer state included.
+
+This package depends only on :mod:`wsfusion.graphs` and :mod:`wsfusion.nn`. The
+training callbacks that drive it, ``TemperatureSchedule`` (anneals the gates)
+and ``Rewirer`` (SET / RigL), live in :mod:`wsfusion.train`.
 """
 
 from wsfusion.topology.learnable import LearnableWSGraph, LearnableWSLinear
-from wsfusion.topology.rewire import MODES, Rewirer, rewire_
-from wsfusion.topology.schedule import TemperatureSchedule
+from wsfusion.topology.rewire import rewire_
 
-__all__ = ["LearnableWSGraph", "LearnableWSLinear", "TemperatureSchedule", "Rewirer", "rewire_", "MODES"]
+__all__ = ["LearnableWSGraph", "LearnableWSLinear", "rewire_"]

@@ -10,7 +10,6 @@ weights of :class:`LearnableWSLinear`.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from wsfusion._validation import format_shape
+from wsfusion._validation import check_fraction, check_int, check_positive_number
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.graphs._checks import _check_k, _check_nodes, _check_order
+from wsfusion.graphs._checks import check_k, check_nodes, check_order
 from wsfusion.graphs._edges import (
     both_directions,
     decode_undirected,
@@ -29,26 +28,12 @@ from wsfusion.graphs._edges import (
     undirected_keys,
 )
 from wsfusion.graphs.builders import interleaved_ring_order, ring_lattice
-from wsfusion.nn import WSLinear
-from wsfusion.nn._sparse import CSRStructure, csr_structure, edge_weighted_spmm
+from wsfusion.nn import EdgeWeightedLinear, WSLinear
 from wsfusion.nn.init import in_degree_uniform_
 
-__all__ = ["LearnableWSGraph", "LearnableWSLinear", "check_temperature"]
+__all__ = ["LearnableWSGraph", "LearnableWSLinear"]
 
 _EPS = 1e-6
-
-
-def check_temperature(value: Any, name: str = "temperature") -> float:
-    """A finite temperature > 0, else ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_open_probability(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name} must be a number in the open interval (0, 1), got {value!r}")
-    return float(value)
 
 
 def _logit(p: Tensor) -> Tensor:
@@ -149,19 +134,17 @@ class LearnableWSGraph(nn.Module):
         hard: bool = True,
     ) -> None:
         super().__init__()
-        names, counts = _check_nodes(nodes)
+        names, counts = check_nodes(nodes)
         n = sum(counts)
         self.nodes = dict(zip(names, counts))
         self.num_nodes = n
-        self.k = _check_k(k, n)
-        beta_init = _check_open_probability(beta_init, "beta_init")
-        self.order = _check_order(order)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
-        self.temperature_start = check_temperature(temperature, "temperature")
+        self.k = check_k(k, n)
+        beta_init = check_fraction(beta_init, "beta_init", "(0, 1)")
+        self.order = check_order(order)
+        self.seed = check_int(seed, "seed", 0)
+        self.temperature_start = check_positive_number(temperature, "temperature")
         self.temperature_end = (
-            self.temperature_start if final_temperature is None else check_temperature(final_temperature, "final_temperature")
+            self.temperature_start if final_temperature is None else check_positive_number(final_temperature, "final_temperature")
         )
         self.temperature = self.temperature_start
         self.hard = bool(hard)
@@ -312,7 +295,7 @@ class LearnableWSGraph(nn.Module):
         )
 
 
-class LearnableWSLinear(nn.Module):
+class LearnableWSLinear(EdgeWeightedLinear):
     r""":class:`~wsfusion.nn.WSLinear` over a :class:`LearnableWSGraph`: sparse linear layer with gated edges.
 
     One weight per directed *candidate* edge; the effective weight is the
@@ -323,8 +306,8 @@ class LearnableWSLinear(nn.Module):
         y_t = \sum_{s \to t \,\in\, \text{candidates}} z_{\{s,t\}}\, w_{s \to t}\, x_s + b_t,
         \qquad z \sim \text{LearnableWSGraph} \text{ (training)}, \quad z = \text{mode (eval)}
 
-    computed with the same CSR SpMM / SDDMM kernel as ``WSLinear``
-    (:func:`~wsfusion.nn._sparse.edge_weighted_spmm`), so its cost is that of a
+    computed by the same code as ``WSLinear`` (their base
+    :class:`~wsfusion.nn.ws_linear.EdgeWeightedLinear`: CSR SpMM / SDDMM), so its cost is that of a
     ``WSLinear`` on the :math:`2(L + C)` candidates (twice the WS edges with
     the default pool).  Weights start as in ``WSLinear`` with the *expected*
     in-degree :math:`\sum_{s} p_{\{s,t\}}` as fan-in.  Drop-in for
@@ -374,9 +357,7 @@ class LearnableWSLinear(nn.Module):
         self.num_nodes = topology.num_nodes
         self.weight = nn.Parameter(torch.empty(topology.edge_index.size(1)))
         self.bias = nn.Parameter(torch.empty(self.num_nodes)) if bias else None
-        for name, value in csr_structure(topology.edge_index, self.num_nodes)._asdict().items():
-            if isinstance(value, Tensor):
-                self.register_buffer(f"_{name}", value, persistent=False)
+        self._set_structure(topology.edge_index)
         self.reset_parameters()
 
     @classmethod
@@ -404,10 +385,6 @@ class LearnableWSLinear(nn.Module):
             nn.init.zeros_(self.bias)
 
     @property
-    def structure(self) -> CSRStructure:
-        return CSRStructure(self._crow, self._col, self._t_crow, self._t_col, self._t_perm, self.num_nodes, self.num_nodes)
-
-    @property
     def beta(self) -> Tensor:
         r"""Current :math:`\beta` (``[R]``)."""
         return self.topology.beta
@@ -422,17 +399,8 @@ class LearnableWSLinear(nn.Module):
         return self.weight * self.topology()
 
     def forward(self, x: Tensor) -> Tensor:
-        n = self.num_nodes
-        if not isinstance(x, Tensor) or x.dim() == 0 or x.shape[-1] != n:
-            got = format_shape(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"LearnableWSLinear input must have shape [..., {n}] (one entry per graph node), got {got}")
-        if not x.is_floating_point():
-            raise TypeError(f"LearnableWSLinear input must be floating point, got dtype {x.dtype}")
-        lead = x.shape[:-1]
-        out = edge_weighted_spmm(self.effective_weight(), x.reshape(-1, n), self.structure)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.reshape(*lead, n)
+        self.check_node_features(x)
+        return self.edge_linear(self.effective_weight(), x)
 
     def export_graph(self) -> CrossModalGraph:
         """The deterministic evaluation graph (see :meth:`LearnableWSGraph.to_graph`)."""

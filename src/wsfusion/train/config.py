@@ -88,8 +88,10 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
-        if self.rewire not in (None, "set", "rigl"):
-            raise ValueError(f"rewire must be None, 'set' or 'rigl', got {self.rewire!r}")
+        from wsfusion.train.rewirer import MODES as REWIRE_MODES
+
+        if self.rewire is not None and self.rewire not in REWIRE_MODES:
+            raise ValueError(f"rewire must be None or one of {REWIRE_MODES}, got {self.rewire!r}")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout!r}")
         from wsfusion.encoders import POOLS

@@ -22,6 +22,7 @@ from wsfusion import fusion as fusion_registry
 from wsfusion.encoders import encoder_for
 from wsfusion.models import MultiModalNetwork
 from wsfusion.train import distributed
+from wsfusion.train.callbacks import Callback
 from wsfusion.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from wsfusion.train.config import TrainConfig
 
@@ -78,28 +79,6 @@ def select_modalities(dataset: InMemoryDataset, modalities: Sequence[str] | None
         num_classes=dataset.num_classes,
         input_masks={m: v for m, v in input_masks(dataset).items() if m in modalities},
     )
-
-
-class Callback:
-    """Hooks into training (e.g. topology rewiring). State is saved in checkpoints."""
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        """Called once the model and optimiser exist, before a checkpoint is resumed."""
-
-    def on_train_start(self, trainer: Trainer) -> None:
-        """Called when the first step is about to run, after any resume: re-apply state to the model here."""
-
-    def on_step_end(self, trainer: Trainer, step: int) -> None:  # noqa: D102
-        pass
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:  # noqa: D102
-        pass
-
-    def state_dict(self) -> dict[str, Any]:  # noqa: D102
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
-        pass
 
 
 def resolve_device(name: str) -> torch.device:
@@ -232,7 +211,7 @@ class Trainer:
             self.device = torch.device("cuda", self.env.local_rank)
         self.callbacks = list(callbacks)
         if config.rewire is not None:
-            from wsfusion.topology import Rewirer
+            from wsfusion.train.rewirer import Rewirer
 
             self.callbacks.append(Rewirer(delta_t=config.rewire_every, alpha=config.rewire_alpha,
                                           mode=config.rewire, seed=config.seed))
