@@ -15,7 +15,7 @@ from torch_geometric import EdgeIndex
 from wsfusion.bench._measure import interleaved_medians, peak_memory_bytes
 from wsfusion.graphs import ws_cross_modal_graph
 from wsfusion.nn import WSLinear
-from wsfusion.nn._sparse import _csr
+from wsfusion.nn._sparse import csr_tensor
 
 DEFAULT_SIZES = ((192, 256), (3072, 256), (12288, 64), (65536, 64))
 #: The dense N x N weight (plus its mask and gradient) is skipped above this N.
@@ -69,9 +69,9 @@ def make_cases(n: int, batch: int, k: int, device: torch.device) -> dict[str, An
     t_w = w[s.t_perm]
 
     def run_raw_kernels():
-        _csr(s.crow, s.col, w, (n, n)) @ x_nodes
-        _csr(s.t_crow, s.t_col, t_w, (n, n)) @ up_nodes
-        torch.sparse.sampled_addmm(_csr(s.crow, s.col, w, (n, n)), up_nodes, x_nodes.t(), beta=0.0)
+        csr_tensor(s.crow, s.col, w, (n, n)) @ x_nodes
+        csr_tensor(s.t_crow, s.t_col, t_w, (n, n)) @ up_nodes
+        torch.sparse.sampled_addmm(csr_tensor(s.crow, s.col, w, (n, n)), up_nodes, x_nodes.t(), beta=0.0)
 
     cases = {
         "WSLinear": run_layer(fused),

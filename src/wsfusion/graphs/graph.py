@@ -72,6 +72,7 @@ class CrossModalGraph:
         "_seed",
         "_order",
         "_self_loops",
+        "_on_device",
     )
 
     def __init__(
@@ -112,6 +113,23 @@ class CrossModalGraph:
         set_(self, "_seed", seed)
         set_(self, "_order", order)
         set_(self, "_self_loops", loops > 0)
+        set_(self, "_on_device", {})
+
+    def edge_tensors(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+        """``(edge_index [2, E], edge_type [E])`` on ``device``, copied there once and cached.
+
+        The layers call this on every forward, so a graph passed to them costs
+        no copy after the first call. The tensors are shared: do not modify
+        them in place (:attr:`edge_index` and :attr:`edge_type` return copies).
+        """
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        cached = self._on_device.get(device)
+        if cached is None:
+            cached = (self._edge_index.to(device), self._edge_type.to(device))
+            self._on_device[device] = cached
+        return cached
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"CrossModalGraph is immutable; cannot set {name!r}")

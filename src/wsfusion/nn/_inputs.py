@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import Tensor
 
@@ -14,27 +16,55 @@ def resolve_edges(
 ) -> tuple[Tensor, Tensor | None]:
     """``(edge_index [2, E], edge_type [E] or None)`` on ``device``, from tensors or a :class:`CrossModalGraph`.
 
-    A graph's (CPU) tensors are moved to ``device`` on every call; pass
-    ``edge_index``/``edge_type`` already on the device to avoid the copy.
+    A graph's tensors come from :meth:`CrossModalGraph.edge_tensors` (copied to
+    ``device`` once, then cached); tensors are range-checked once and then
+    remembered until they change (:func:`checked_once`), so the per-call cost
+    of validation is no device sync.
     """
-    trusted = isinstance(edge_index, CrossModalGraph)  # validated when it was built
-    if trusted:
+    if isinstance(edge_index, CrossModalGraph):  # validated when it was built
         graph = edge_index
         if graph.num_nodes != num_nodes:
             raise ValueError(f"{layer}: the graph has {graph.num_nodes} nodes but x has {num_nodes}")
-        edge_index = graph.edge_index
-        edge_type = graph.edge_type if edge_type is None else edge_type
+        edge_index, graph_type = graph.edge_tensors(device)
+        if edge_type is None:
+            edge_type = graph_type
+            _remember(graph_type, ("relations", graph.num_relations))
     if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
         got = format_shape(tuple(edge_index.shape)) if isinstance(edge_index, Tensor) else type(edge_index).__name__
         raise ValueError(f"{layer}: edge_index must be a LongTensor of shape [2, E] or a CrossModalGraph, got {got}")
     if edge_index.dtype != torch.long:
         raise TypeError(f"{layer}: edge_index must have dtype torch.int64, got {edge_index.dtype}")
-    if not trusted and edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
+    if not checked_once(edge_index, ("nodes", num_nodes)) and edge_index.numel() and (
+        int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes
+    ):
         raise ValueError(f"{layer}: edge_index refers to nodes outside [0, {num_nodes}) (x has {num_nodes} nodes)")
+    _remember(edge_index, ("nodes", num_nodes))
     if edge_type is not None and (not isinstance(edge_type, Tensor) or tuple(edge_type.shape) != (edge_index.shape[1],)):
         got = format_shape(tuple(edge_type.shape)) if isinstance(edge_type, Tensor) else type(edge_type).__name__
         raise ValueError(f"{layer}: edge_type must have shape [E] = [{edge_index.shape[1]}], got {got}")
     return edge_index.to(device), None if edge_type is None else edge_type.to(device)
+
+
+#: (id(tensor), what it was checked against) -> (weak reference, tensor version at the check).
+_CHECKED: dict[tuple[int, tuple[str, int]], tuple[weakref.ref, int]] = {}
+
+
+def checked_once(t: Tensor, against: tuple[str, int]) -> bool:
+    """Whether ``t`` itself, unchanged since (same object, same in-place version), passed the check ``against``.
+
+    Range checks on index tensors need a device sync (``int(t.max())``); a
+    layer called with the same buffers every step then checks them once.
+    """
+    entry = _CHECKED.get((id(t), against))
+    return entry is not None and entry[0]() is t and entry[1] == t._version
+
+
+def _remember(t: Tensor, against: tuple[str, int]) -> None:
+    if torch.compiler.is_compiling():
+        return
+    if len(_CHECKED) > 1024:  # dead entries of freed tensors
+        _CHECKED.clear()
+    _CHECKED[(id(t), against)] = (weakref.ref(t), t._version)
 
 
 def check_features(layer: str, x: object, in_channels: int) -> Tensor:
@@ -77,6 +107,9 @@ def check_edge_type(layer: str, edge_type: Tensor | None, num_relations: int, ne
     """``edge_type`` must be given and hold relation ids below ``num_relations``."""
     if edge_type is None:
         raise ValueError(f"{layer}: edge_type is required {needed_for}, or pass a CrossModalGraph")
+    if checked_once(edge_type, ("relations", num_relations)):
+        return edge_type
     if edge_type.numel() and int(edge_type.max()) >= num_relations:
         raise ValueError(f"{layer}: edge_type has relation {int(edge_type.max())} but num_relations={num_relations}")
+    _remember(edge_type, ("relations", num_relations))
     return edge_type

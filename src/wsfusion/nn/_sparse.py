@@ -51,7 +51,7 @@ def _compressed(sorted_rows: Tensor, num_rows: int) -> Tensor:
     return crow
 
 
-def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
+def csr_tensor(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
 
 
@@ -90,7 +90,7 @@ class _EdgeWeightedSpMM(torch.autograd.Function):
         ctx.structure = s
         ctx.x_node_major = x.t().is_contiguous()
         ctx.save_for_backward(weight, x_nodes)
-        return (_csr(s.crow, s.col, weight, (s.num_dst, s.num_src)) @ x_nodes).t()
+        return (csr_tensor(s.crow, s.col, weight, (s.num_dst, s.num_src)) @ x_nodes).t()
 
     @staticmethod
     @once_differentiable
@@ -100,11 +100,11 @@ class _EdgeWeightedSpMM(torch.autograd.Function):
         grad_nodes = node_major(grad_out)
         grad_weight = grad_x = None
         if ctx.needs_input_grad[1]:
-            grad_x_nodes = _csr(s.t_crow, s.t_col, weight[s.t_perm], (s.num_src, s.num_dst)) @ grad_nodes
+            grad_x_nodes = csr_tensor(s.t_crow, s.t_col, weight[s.t_perm], (s.num_src, s.num_dst)) @ grad_nodes
             grad_x = grad_x_nodes.t() if ctx.x_node_major else transposed_copy(grad_x_nodes)
         if ctx.needs_input_grad[0]:
             # SDDMM: grad_w[e] = <grad_out[:, dst_e], x[:, src_e]>, only at the edges (never N x N).
-            pattern = _csr(s.crow, s.col, weight.detach(), (s.num_dst, s.num_src))
+            pattern = csr_tensor(s.crow, s.col, weight.detach(), (s.num_dst, s.num_src))
             grad_weight = torch.sparse.sampled_addmm(pattern, grad_nodes, x_nodes.t(), beta=0.0).values()
         return grad_weight, grad_x, None
 

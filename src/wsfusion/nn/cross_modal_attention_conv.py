@@ -82,7 +82,6 @@ class CrossModalAttentionConv(MessagePassing):
         self.value = nn.Linear(in_channels, out_channels, bias=bias)
         self.out = nn.Linear(out_channels, out_channels, bias=bias)
         self.relation = None if num_relations is None else nn.Embedding(num_relations, out_channels)
-        self._alpha: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -119,12 +118,13 @@ class CrossModalAttentionConv(MessagePassing):
         value = self.value(x).view(split)
         relation = None if self.relation is None else self.relation(edge_type).view(-1, self.heads, self.head_dim)
         source_present = None if node_mask is None else node_mask[..., edge_index[0]]
-        out = self.propagate(
-            edge_index, query=query, key=key, value=value, relation=relation,
-            source_present=source_present, edge_weight=edge_weight, size=(num_nodes, num_nodes),
-        )
-        alpha = self._alpha
-        self._alpha = None
+        size = (num_nodes, num_nodes)
+        # As PyG's GATConv: the coefficients are an edge-level computation (edge_updater), then
+        # the messages weight the values by them (propagate).
+        alpha = self.edge_updater(edge_index, query=query, key=key, relation=relation,
+                                  source_present=source_present, edge_weight=edge_weight, size=size)
+        dropped = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = self.propagate(edge_index, value=value, alpha=dropped, size=size)
         out = self.out(out.reshape(*lead, self.out_channels))
         if node_mask is not None:
             out = out * node_mask.unsqueeze(-1).to(out.dtype)
@@ -132,11 +132,10 @@ class CrossModalAttentionConv(MessagePassing):
             return out, (edge_index, alpha)
         return out
 
-    def message(
+    def edge_update(
         self,
         query_i: Tensor,
         key_j: Tensor,
-        value_j: Tensor,
         relation: Tensor | None,
         source_present: Tensor | None,
         edge_weight: Tensor | None,
@@ -144,6 +143,7 @@ class CrossModalAttentionConv(MessagePassing):
         ptr: Tensor | None,
         size_i: int | None,
     ) -> Tensor:
+        """The attention coefficients :math:`\alpha` ``[..., E, H]`` (before dropout)."""
         if relation is not None:
             key_j = key_j + relation
         score = (query_i * key_j).sum(dim=-1) / math.sqrt(self.head_dim)  # [..., E, H]
@@ -161,8 +161,9 @@ class CrossModalAttentionConv(MessagePassing):
             alpha = alpha * edge_weight.unsqueeze(-1)
             total = scatter(alpha, index, dim=-2, dim_size=size_i, reduce="sum")
             alpha = alpha / total.index_select(-2, index).clamp(min=torch.finfo(alpha.dtype).tiny)
-        self._alpha = alpha
-        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        return alpha
+
+    def message(self, value_j: Tensor, alpha: Tensor) -> Tensor:
         return value_j * alpha.unsqueeze(-1)
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wsfusion import fusion as fusion_registry
-from wsfusion.train.checkpoint import atomic_write
+from wsfusion._io import atomic_write
 from wsfusion.train.config import TrainConfig
 from wsfusion.train.trainer import RESULT, build_datasets, build_model, evaluate, input_masks, select_modalities, train
 
