@@ -1,6 +1,7 @@
 """A two-process training run for test_distributed.py (started by it, one process per rank).
 
-Usage: python ddp_worker.py OUT_DIR [DIE_AT_STEP]: rank 1 exits abruptly at that step.
+Usage: python ddp_worker.py OUT_DIR [DIE_AT_STEP [stall]]: rank 1 exits abruptly at that step
+(or, with ``stall``, hangs there without exiting, like a rank stuck in I/O or a deadlock).
 
 Each rank saves its parameters, by name, before and after training to
 ``OUT_DIR/params-rank{RANK}-{start,end}.pt`` for the test to compare tensor by tensor.
@@ -9,6 +10,7 @@ Each rank saves its parameters, by name, before and after training to
 import json
 import os
 import sys
+import time
 
 import torch
 
@@ -34,11 +36,14 @@ class SaveAtStart(Callback):
 
 
 class Die(Callback):
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, stall: bool = False) -> None:
         self.step = step
+        self.stall = stall
 
     def on_step_end(self, trainer, step):
         if step == self.step:
+            if self.stall:
+                time.sleep(3600)  # alive but never reaching the next collective
             os._exit(3)  # a crash without any cleanup, like a killed process
 
 
@@ -47,7 +52,7 @@ if __name__ == "__main__":
     rank = os.environ["RANK"]
     callbacks = [SaveAtStart(os.path.join(out, f"params-rank{rank}-start.pt"))]
     if len(sys.argv) > 2 and rank == "1":
-        callbacks.append(Die(int(sys.argv[2])))
+        callbacks.append(Die(int(sys.argv[2]), stall=len(sys.argv) > 3 and sys.argv[3] == "stall"))
     try:
         result, model = train(CONFIG, out, datasets=DATA, callbacks=callbacks, progress=False)
     except RuntimeError as exc:

@@ -71,3 +71,45 @@ def test_a_dead_rank_gives_a_clear_error_not_a_hang(tmp_path):
     assert procs[0].returncode == 1, outputs[0]
     assert "rank 0/2:" in outputs[0] and "another training process died or stopped responding" in outputs[0]
     assert time.monotonic() - start < 100
+
+
+@pytest.mark.slow
+def test_a_stalled_rank_raises_within_the_timeout(tmp_path):
+    timeout_s = 5
+    start = time.monotonic()
+    procs = launch(tmp_path, "2", "stall", timeout_s=timeout_s)
+    try:
+        output = procs[0].communicate(timeout=120)[0]
+        elapsed = time.monotonic() - start
+        assert procs[1].poll() is None  # the premise: rank 1 is alive, only stuck
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    assert procs[0].returncode == 1, output
+    assert "rank 0/2:" in output and "another training process died or stopped responding" in output
+    # Process start-up, data and two steps take a few seconds; a hang would take the full 120 s.
+    assert elapsed < timeout_s + 40, elapsed
+
+
+def test_metrics_are_reduced_on_the_training_device(monkeypatch):
+    """NCCL reduces only CUDA tensors: the sum must run on the training device, and come back where it was."""
+    import torch
+
+    from wsfusion.train import distributed
+
+    seen = []
+
+    def fake_all_reduce(tensor):
+        seen.append(tensor.device)
+        tensor.mul_(2)  # two ranks with the same values
+
+    monkeypatch.setattr(distributed.dist, "all_reduce", fake_all_reduce)
+    env = distributed.DistEnv(rank=0, world_size=2)
+    values = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    # "meta" stands in for a CUDA device here: the reduction must see it (copying the
+    # meta result back then fails, which is expected of a tensor without data).
+    with pytest.raises(NotImplementedError):
+        distributed.all_reduce_sum(values, env, "metrics", torch.device("meta"))
+    assert seen == [torch.device("meta")]
+    total = distributed.all_reduce_sum(values, env, "metrics", torch.device("cpu"))
+    assert total.tolist() == [2.0, 4.0, 6.0] and total.device == values.device
