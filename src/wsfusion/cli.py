@@ -342,8 +342,10 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
             "or JSON with --json. Compare numbers only within one run."
         ),
     )
-    p.add_argument("--suite", action="append", choices=("ws-linear", "attention", "params", "topology"),
-                   help="run only this suite (repeatable; default: ws-linear, attention, params; "
+    from wsfusion.bench import DEFAULT_SUITES, SUITES
+
+    p.add_argument("--suite", action="append", choices=tuple(SUITES),
+                   help=f"run only this suite (repeatable; default: {', '.join(DEFAULT_SUITES)}; "
                         "topology trains fixed/learnable/rewired WS fusions on a synergy task, minutes)")
     p.add_argument("--quick", action="store_true", help="smallest sizes only (seconds instead of minutes)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from wsfusion.bench import attention, params, ws_linear
+from wsfusion.bench import attention, conv, params, ws_linear
 from wsfusion.bench._measure import format_table
 
 
@@ -41,13 +41,29 @@ def ws_linear_table(rows: list[dict[str, Any]]) -> str:
 
 
 def attention_table(rows: list[dict[str, Any]]) -> str:
-    body = [
-        [f"{r['N']:,}", r["E"], _ms(r["ms"]["CrossModalAttentionConv"]), _ms(r["ms"]["dense MultiheadAttention"]),
-         f"{r['speedup']:.1f}x", _mb(r.get("peak_mb", {}).get("CrossModalAttentionConv")),
-         _mb(r.get("peak_mb", {}).get("dense MultiheadAttention"))]
-        for r in rows
-    ]
-    return format_table(["tokens", "E", "sparse ms", "dense ms", "speedup", "sparse MB", "dense MB"], body)
+    body = []
+    for r in rows:
+        ms, sp, mb = r["ms"], r["speedup"], r.get("peak_mb", {})
+        body.append([
+            f"{r['N']:,}", f"{r['E']:,}", _ms(ms["fused"]), _ms(ms.get("reference")), _ms(ms["dense MultiheadAttention"]),
+            _ms(ms["dense SDPA"]), f"{sp['fused vs dense MultiheadAttention']:.1f}x", f"{sp['fused vs dense SDPA']:.1f}x",
+            "-" if "fused vs reference" not in sp else f"{sp['fused vs reference']:.1f}x",
+            _mb(mb.get("fused")), _mb(mb.get("dense MultiheadAttention")), _mb(mb.get("dense SDPA")),
+        ])
+    return format_table(["tokens", "E", "fused ms", "reference ms", "MHA ms", "SDPA ms", "vs MHA", "vs SDPA",
+                         "vs reference", "fused MB", "MHA MB", "SDPA MB"], body)
+
+
+def conv_table(rows: list[dict[str, Any]]) -> str:
+    cases = ["fused", "reference", "PyG RGCNConv", "PyG FastRGCNConv"]
+    body = []
+    for r in rows:
+        ms, sp, mb = r["ms"], r["speedup"], r.get("peak_mb", {})
+        body.append([f"{r['N']:,}", f"{r['E']:,}", *(_ms(ms.get(c)) for c in cases),
+                     *("-" if f"fused vs {c}" not in sp else f"{sp[f'fused vs {c}']:.1f}x" for c in cases[1:]),
+                     *(_mb(mb.get(c)) for c in cases)])
+    return format_table(["N", "E", *(f"{c} ms" for c in cases), *(f"vs {c}" for c in cases[1:]),
+                         *(f"{c} MB" for c in cases)], body)
 
 
 def params_table(rows: list[dict[str, Any]]) -> str:
@@ -70,9 +86,10 @@ def _topology_table(results: dict[str, Any]) -> str:
 
 
 SUITES = {"ws-linear": (ws_linear.run, ws_linear_table), "attention": (attention.run, attention_table),
+          "conv": (conv.run, conv_table),
           "params": (params.run, params_table), "topology": (_topology_run, _topology_table)}
 #: Suites run when none is named; "topology" trains models (minutes) and runs only on request.
-DEFAULT_SUITES = ("ws-linear", "attention", "params")
+DEFAULT_SUITES = ("ws-linear", "attention", "conv", "params")
 
 
 def run(suites: list[str] | None = None, threads: int | None = 2, quick: bool = False, device: str = "cpu") -> dict[str, Any]:
@@ -87,7 +104,8 @@ def run(suites: list[str] | None = None, threads: int | None = 2, quick: bool = 
         elif name == "topology":
             results[name] = fn(device=device, quick=quick)
         elif quick:
-            sizes = {"ws-linear": dict(sizes=((192, 256), (3072, 256)), reps=5), "attention": dict(tokens=(256,), reps=3)}
+            sizes = {"ws-linear": dict(sizes=((192, 256), (3072, 256)), reps=5), "attention": dict(tokens=(256,), reps=3),
+                     "conv": dict(nodes=(1024,), reps=3)}
             results[name] = fn(device=device, **sizes[name])
         else:
             results[name] = fn(device=device)

@@ -45,6 +45,35 @@ def csr_structure(edge_index: Tensor, num_nodes: int) -> CSRStructure:
     return CSRStructure(crow, src.clone(), _compressed(src, num_nodes), dst[t_perm], t_perm, num_nodes, num_nodes)
 
 
+class RelationPairs(NamedTuple):
+    """The (target, relation) pairs that occur in a typed edge set, and the CSR structure that sums
+    each pair's incoming sources: ``A [P, N]`` with one row per pair, sorted by relation then target."""
+
+    order: Tensor  # [E]: edge ids in the structure's value order
+    structure: CSRStructure  # rows = pairs, columns = sources
+    target: Tensor  # [P]: each pair's target node
+    bounds: tuple[int, ...]  # pairs of relation r are rows bounds[r] : bounds[r + 1]
+
+
+def relation_pairs(edge_index: Tensor, edge_type: Tensor, num_nodes: int, num_relations: int) -> RelationPairs:
+    """Group edges by (relation, target) for aggregate-then-transform relational message passing.
+
+    Edges may come in any order and repeat (a repeated edge counts twice).
+    """
+    src, dst = edge_index
+    pair_key = edge_type * num_nodes + dst
+    order = torch.argsort(pair_key * num_nodes + src, stable=True)
+    keys, row = torch.unique_consecutive(pair_key[order], return_inverse=True)
+    num_pairs = keys.numel()
+    col = src[order]
+    t_perm = torch.argsort(col * num_pairs + row, stable=True)
+    structure = CSRStructure(_compressed(row, num_pairs), col, _compressed(col[t_perm], num_nodes), row[t_perm], t_perm,
+                             num_pairs, num_nodes)
+    counts = torch.bincount(keys // num_nodes, minlength=num_relations)
+    bounds = (0, *torch.cumsum(counts, 0).tolist())
+    return RelationPairs(order, structure, keys % num_nodes, bounds)
+
+
 def _compressed(sorted_rows: Tensor, num_rows: int) -> Tensor:
     crow = torch.zeros(num_rows + 1, dtype=torch.long, device=sorted_rows.device)
     crow[1:] = torch.bincount(sorted_rows, minlength=num_rows).cumsum(0)
