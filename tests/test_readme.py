@@ -1,17 +1,40 @@
-"""The README's usage example runs as written."""
+"""The README and the pages under docs/: every Python block runs, every number is what the code builds.
+
+Tables and sentences are looked up in whichever page holds them now (README.md or docs/*.md), so a
+section can move between pages without the check going stale; a table header must appear exactly
+once across all pages.
+
+Python code blocks: every ```python block of README.md and docs/*.md runs as written, in a fresh
+namespace, in an empty working directory, offline (AV-digits reads the fake files of
+tests/conftest.py). A block that cannot run as a test is marked on the line right before its fence
+with ``<!-- not-run: <reason> -->``; the reason is required.
+"""
 
 import contextlib
+import dataclasses
 import io
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def python_blocks(section: str) -> list[str]:
+    """The ```python blocks of the README section ``## {section}``."""
     text = README.read_text()
     body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", body, flags=re.S)
+
+
+def prose_match(pattern: str) -> re.Match:
+    """The one match of ``pattern`` in the pages' text (whitespace collapsed), whichever page holds it."""
+    found = [m for page in PAGES for m in re.finditer(pattern, " ".join(page.read_text().split()))]
+    assert len(found) == 1, f"{pattern!r} found {len(found)} times in README.md and docs/*.md, expected once"
+    return found[0]
 
 
 def test_usage_example_runs_and_prints_what_it_claims():
@@ -37,16 +60,128 @@ def test_layers_example_runs():
     assert namespace["alpha"].shape == (32, namespace["edge_index"].shape[1], 4)
 
 
-# --- parameter tables: every count in the README is what the code builds ---------------------------
+# --- every python block of README.md and docs/*.md runs ---------------------------------------------
+
+NOT_RUN = re.compile(r"<!--\s*not-run\b(.*?)-->")
+NOT_RUN_WITH_REASON = re.compile(r"<!-- not-run: (\S.*?) -->")
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    path: Path
+    index: int  #: 0-based among the page's python blocks
+    fence: int  #: 0-based line index of the opening fence
+    code: str
+    not_run: str | None  #: the reason of a ``<!-- not-run: reason -->`` marker on the line before the fence
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.relative_to(ROOT)}-block{self.index}"
+
+
+def parse_blocks(text: str, path: Path) -> list[Block]:
+    """The ```python blocks of a Markdown text, with the not-run marker (if any) right before each."""
+    lines = text.splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        opening = re.match(r"\s*```\s*(\S*)", lines[i])
+        if not opening:
+            i += 1
+            continue
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "```"), None)
+        assert end is not None, f"{path}:{i + 1}: code fence never closed"
+        if opening.group(1) == "python":
+            marker = NOT_RUN_WITH_REASON.fullmatch(lines[i - 1].strip()) if i else None
+            blocks.append(Block(path, len(blocks), i, "\n".join(lines[i + 1:end]) + "\n",
+                                marker.group(1) if marker else None))
+        i = end + 1
+    return blocks
+
+
+BLOCKS = [block for page in PAGES for block in parse_blocks(page.read_text(), page)]
+
+
+def test_the_pages_have_python_blocks():
+    assert {b.path.name for b in BLOCKS} >= {"README.md", "graphs.md"}
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+def test_python_block_runs(block: Block, tmp_path, monkeypatch, av_root):
+    if block.not_run:
+        pytest.skip(f"{block.id} is marked not-run: {block.not_run}")
+    monkeypatch.chdir(tmp_path)  # files the block writes (plots, runs) land here
+    monkeypatch.setenv("WSFUSION_DATA", str(av_root))  # the fake AV-digits files; downloads are refused
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # Blank lines up to the fence, so that a traceback names the page's own line numbers.
+    code = "\n" * (block.fence + 1) + block.code
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(code, str(block.path), "exec"), {"__name__": "__doc_block__"})
+
+
+def test_not_run_markers_have_a_reason_and_precede_a_python_block():
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if NOT_RUN.search(line):
+                where = f"{page.relative_to(ROOT)}:{i + 1}"
+                assert NOT_RUN_WITH_REASON.fullmatch(line.strip()), f"{where}: write <!-- not-run: reason -->"
+                assert i + 1 < len(lines) and lines[i + 1].strip() == "```python", (
+                    f"{where}: a not-run marker must sit on the line right before a ```python fence")
+
+
+def test_block_parser_honours_not_run_markers():
+    text = "\n".join([
+        "```python", "a = 1", "```",
+        "<!-- not-run: needs the network -->", "```python", "b = 2", "```",
+        "```bash", "echo no", "```",
+        "<!-- not-run -->", "```python", "c = 3", "```",
+    ])
+    blocks = parse_blocks(text, README)
+    assert [(b.index, b.fence, b.code, b.not_run) for b in blocks] == [
+        (0, 0, "a = 1\n", None), (1, 4, "b = 2\n", "needs the network"), (2, 11, "c = 3\n", None)]
+
+
+# --- links between the pages resolve ----------------------------------------------------------------
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors of a page, plus its explicit ``<a name=...>`` / ``<a id=...>`` anchors."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.M)
+    slugs = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+    return slugs | set(re.findall(r'<a (?:name|id)="([^"]+)"', text))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_relative_links_and_anchors_resolve(page: Path):
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    text = re.sub(r"`[^`]*`", "", text)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.relative_to(ROOT)}: broken link {target}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in anchors(linked), f"{page.relative_to(ROOT)}: no anchor #{anchor} in {linked.name}"
+
+
+# --- parameter tables: every count in the pages is what the code builds ----------------------------
 
 def number(cell: str) -> int:
     return int(cell.strip().strip("*").replace(",", ""))
 
 
 def table(header_start: str) -> list[dict[str, str]]:
-    """The Markdown table whose header line starts with ``header_start``, as dicts keyed by column."""
-    lines = README.read_text().splitlines()
-    (start,) = [i for i, line in enumerate(lines) if line.startswith(header_start)]
+    """The Markdown table whose header line starts with ``header_start``, as dicts keyed by column.
+
+    Looked up in README.md and docs/*.md; the header must start a line exactly once across them.
+    """
+    found = [(page, i) for page in PAGES for i, line in enumerate(page.read_text().splitlines())
+             if line.startswith(header_start)]
+    assert len(found) == 1, f"table {header_start!r} found {len(found)} times in README.md and docs/*.md"
+    ((page, start),) = found
+    lines = page.read_text().splitlines()
     rows = []
     for line in lines[start:]:
         if not line.startswith("|"):
@@ -86,27 +221,24 @@ def test_parameter_counts_table_equals_the_built_fusions():
         assert stored - off_graph == used, name
     # The prose under the table: the 192x192 dense weight, its 1,152 directed edges, equal to ws-sparse.
     (dense,) = [m for m in fusion.build("ws-dense", dims, 256).modules() if isinstance(m, MaskedLinear)]
-    text = " ".join(README.read_text().split())
     assert dense.weight.shape == (192, 192) and dense.weight.numel() == 36_864
     assert int(dense.mask.sum()) == 1_152
-    assert "the 192×192 weight stores 36,864 numbers of which only the graph's 1,152 directed edges" in text
+    prose_match(re.escape("the 192×192 weight stores 36,864 numbers of which only the graph's 1,152 directed edges"))
     assert rows["ws-dense"][1] == rows["ws-sparse"][0]
 
 
 def test_encoder_parameter_counts_in_the_prose():
     from wsfusion.encoders import AudioEncoder, TextEncoder, VisualEncoder
 
-    text = " ".join(README.read_text().split())
-    found = re.search(
+    found = prose_match(
         r"`VisualEncoder` `\[3, 32, 32\]` ([\d,]+), `TextEncoder` `\[20, 128\]` ([\d,]+), "
         r"`AudioEncoder` `\[1, 64, 100\]` ([\d,]+) parameters, each with output (\d+) and "
-        r"(\d+), (\d+) and (\d+) tokens", text)
-    assert found, "the encoder parameter sentence is gone or reworded"
+        r"(\d+), (\d+) and (\d+) tokens")  # fails if the encoder parameter sentence is gone or reworded
     encoders = (VisualEncoder(3, 32), TextEncoder(128, 20), AudioEncoder(1, 64, 100))
     assert [number(c) for c in found.groups()[:3]] == [n_params(e) for e in encoders]
     assert {number(found.group(4))} == {e.out_dim for e in encoders}
     assert [number(c) for c in found.groups()[4:]] == [e.num_tokens for e in encoders]
-    (attention_pool,) = re.findall(r'`pool="attention"` \((\d+) parameters\)', text)
+    attention_pool = prose_match(r'`pool="attention"` \((\d+) parameters\)').group(1)
     assert number(attention_pool) == n_params(VisualEncoder(pool="attention")) - n_params(VisualEncoder(pool="mean"))
 
 
@@ -132,7 +264,7 @@ def test_results_table_parameter_columns_equal_the_configured_models():
     from wsfusion.train.compare import run_config
     from wsfusion.train.trainer import build_model
 
-    results = json.loads((README.parent / "docs" / "results" / "hard" / "results.json").read_text())
+    results = json.loads((ROOT / "docs" / "results" / "hard" / "results.json").read_text())
     config = results["config"]
     base = TrainConfig.from_dict({k: v for k, v in config.items() if k in TrainConfig.__dataclass_fields__})
     assert base.data == "av-digits" and base.feature_dim == 64 and base.encoder_channels == (16, 32, 64)

@@ -151,7 +151,7 @@ def ws_cross_modal_graph(
     places the nodes alternately on the ring (:func:`interleaved_ring_order`),
     so neighbouring ring positions belong to different modalities and
     cross-modal edges exist already at :math:`\beta = 0`.  Mean cross-modal
-    edge fraction, 3 x 64 nodes, ``k=6`` (20 seeds; see the README):
+    edge fraction, 3 x 64 nodes, ``k=6`` (20 seeds; see docs/graphs.md):
 
     ============ ===== ===== ===== ===== =====
     beta          0     0.1   0.3   0.5   1
