@@ -84,40 +84,34 @@ def csr_tensor(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int])
     return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
 
 
-def transposed_copy(m: Tensor) -> Tensor:
-    """``m.t()`` as contiguous memory.
-
-    On CPU a 3-D permute copy parallelises over torch's threads where the
-    2-D transpose copy does not: 1.5x faster with 2 threads for a wide
-    ``[256, 3072]`` input, but 1.7x slower for the tall ``[3072, 256]``.
-    """
-    rows, cols = m.shape
-    # Only for wide inputs ([B, N] -> [N, B]); for tall ones the plain copy measured faster.
-    if m.is_contiguous() and rows < cols and cols % 8 == 0 and m.device.type == "cpu":
-        return m.view(rows, cols // 8, 8).permute(1, 2, 0).contiguous().view(cols, rows)
-    return m.t().contiguous()
-
-
 def node_major(x: Tensor) -> Tensor:
     """``[B, N] -> [N, B]`` contiguous; free when ``x`` is a transposed view of node-major memory."""
     x_t = x.t()
-    return x_t if x_t.is_contiguous() else transposed_copy(x)
+    return x_t if x_t.is_contiguous() else x_t.contiguous()
 
 
 class _EdgeWeightedSpMM(torch.autograd.Function):
     """``out = (A(w) @ x.T).T`` for ``x [B, N_src]``; kernels run node-major, gradients by SpMM and SDDMM.
 
-    Layout changes happen inside so that each costs at most one copy:
-    ``x`` and the output gradient are made node-major (free when they already
-    are), the output is returned as a transposed view, and the input gradient
-    is returned in ``x``'s own layout.
+    The kernels want node-major ``[N, B]`` operands, so at most two
+    transposing copies happen, both inside: ``x`` and the output gradient are
+    made node-major (free when they already are). The output and the input
+    gradient are returned as transposed views of the kernels' node-major
+    results, never copied back: the op before a ``WSLinear`` takes its
+    gradient in any layout (``mm`` reads transposed operands through BLAS
+    flags), and a leaf input's gradient is laid out by autograd itself.
+
+    Measured and rejected (``benchmarks/bench_ws_linear.py``, 2 threads):
+    running MKL's column-major SpMM on the contiguous ``[B, N]`` memory
+    directly (no copies at all) was 1.0-1.6x *slower* than copy + row-major
+    SpMM at N >= 3,072, and a permute-based transposing copy that had once
+    measured faster was 2-4x slower than ``.t().contiguous()``.
     """
 
     @staticmethod
     def forward(ctx, weight: Tensor, x: Tensor, s: CSRStructure) -> Tensor:  # type: ignore[override]
         x_nodes = node_major(x)
         ctx.structure = s
-        ctx.x_node_major = x.t().is_contiguous()
         ctx.save_for_backward(weight, x_nodes)
         return (csr_tensor(s.crow, s.col, weight, (s.num_dst, s.num_src)) @ x_nodes).t()
 
@@ -129,8 +123,7 @@ class _EdgeWeightedSpMM(torch.autograd.Function):
         grad_nodes = node_major(grad_out)
         grad_weight = grad_x = None
         if ctx.needs_input_grad[1]:
-            grad_x_nodes = csr_tensor(s.t_crow, s.t_col, weight[s.t_perm], (s.num_src, s.num_dst)) @ grad_nodes
-            grad_x = grad_x_nodes.t() if ctx.x_node_major else transposed_copy(grad_x_nodes)
+            grad_x = (csr_tensor(s.t_crow, s.t_col, weight[s.t_perm], (s.num_src, s.num_dst)) @ grad_nodes).t()
         if ctx.needs_input_grad[0]:
             # SDDMM: grad_w[e] = <grad_out[:, dst_e], x[:, src_e]>, only at the edges (never N x N).
             pattern = csr_tensor(s.crow, s.col, weight.detach(), (s.num_dst, s.num_src))
