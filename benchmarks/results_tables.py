@@ -1,6 +1,9 @@
 """Markdown tables for the README from a ``compare`` results.json (the Results section is pasted from this).
 
     python benchmarks/results_tables.py docs/results/hard/results.json
+
+The rows table's header names the part (``| fusion | test acc (hard) | ...``), so each part's table
+can be found, and checked against its results.json, by ``tests/test_readme.py``.
 """
 
 from __future__ import annotations
@@ -25,17 +28,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
     args = parser.parse_args()
+    part = args.results.parent.name
     data = json.loads(args.results.read_text())
     rows = data["rows"]
     modalities = list(rows[0]["missing_acc"])
-    print("| fusion | test acc | 95% CI | vs best baseline (paired t-test) | fusion params | total params | train s "
+    most = max(len(r["test_acc_per_seed"]) for r in rows)
+    print(f"| fusion | test acc ({part}, {most} seeds) | 95% CI | vs best baseline (paired t-test) | fusion params | total params | train s "
           "| latency ms | noise AUC | " + " | ".join(f"{m} missing" for m in modalities) + " |")
     print("|---" * (9 + len(modalities)) + "|")
     for r in rows:
         n = len(r["test_acc_per_seed"])
+        seeds_text = "" if n == most else f" ({n} seeds)"
         mean, std, ci = r["test_acc"], r["test_acc_std"], r.get("test_acc_ci95")
         ci_text = "-" if ci is None or n < 2 else f"[{mean - ci:.3f}, {mean + ci:.3f}]"
-        print(f"| `{r['fusion']}` | {mean:.3f} ± {std:.3f} ({n}) | {ci_text} | {verdict(r)} | {r['fusion_params']:,} "
+        print(f"| `{r['fusion']}` | {mean:.3f} ± {std:.3f}{seeds_text} | {ci_text} | {verdict(r)} | {r['fusion_params']:,} "
               f"| {r['total_params']:,} | {r['train_seconds']:.0f} | {r['latency_ms']:.2f} | {r['noise_auc']:.3f} | "
               + " | ".join(f"{r['missing_acc'][m]:.3f}" for m in modalities) + " |")
     graphs = [r for r in rows if r.get("graph")]

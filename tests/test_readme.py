@@ -256,7 +256,40 @@ def test_pooling_table_encoder_parameters():
         assert number(row[column]) == built, pool
 
 
-def test_results_table_parameter_columns_equal_the_configured_models():
+RESULTS = ROOT / "docs" / "results"
+
+
+def results_table_parts() -> list[str]:
+    """The compare parts (``docs/results/<part>``) that have a rows table in the pages."""
+    text = "\n".join(page.read_text() for page in PAGES)
+    return sorted({m.group(1) for m in re.finditer(r"^\| fusion \| test acc \(([\w-]+), \d+ seeds\)", text, flags=re.M)})
+
+
+def test_the_headline_results_table_is_av_digits_hard():
+    assert "hard" in results_table_parts()
+    assert "| fusion | test acc (hard," in README.read_text()
+
+
+@pytest.mark.parametrize("part", results_table_parts())
+def test_results_tables_are_what_results_tables_prints_from_results_json(part):
+    # Every line of the table (accuracy, interval, verdict, parameters, costs, graph statistics) is
+    # what benchmarks/results_tables.py prints from the part's results.json: no stale or hand-edited cell.
+    import subprocess
+    import sys
+
+    printed = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "results_tables.py"), str(RESULTS / part / "results.json")],
+                             capture_output=True, text=True, check=True).stdout
+    tables = printed.strip().split("\n\n")
+    pages = {page: page.read_text() for page in PAGES}
+    rows_table = tables[0]
+    holders = [page for page, text in pages.items() if rows_table in text]
+    assert len(holders) == 1, f"the {part} rows table is not in the pages as results_tables.py prints it"
+    if part == "hard":  # the WS graph statistics sit beside the headline rows
+        assert tables[1] in pages[README]
+
+
+@pytest.mark.parametrize("part", results_table_parts())
+def test_results_table_parameter_columns_equal_the_configured_models(part):
     import json
 
     from wsfusion.data import AVDigits
@@ -264,14 +297,14 @@ def test_results_table_parameter_columns_equal_the_configured_models():
     from wsfusion.train.compare import run_config
     from wsfusion.train.trainer import build_model
 
-    results = json.loads((ROOT / "docs" / "results" / "hard" / "results.json").read_text())
+    results = json.loads((RESULTS / part / "results.json").read_text())
     config = results["config"]
     base = TrainConfig.from_dict({k: v for k, v in config.items() if k in TrainConfig.__dataclass_fields__})
     assert base.data == "av-digits" and base.feature_dim == 64 and base.encoder_channels == (16, 32, 64)
     # AV-digits item shapes at the default 48 frames (as documented; no data needed).
     shapes = {"visual": (1, 28, 28), "audio": (1, 13, 48)}
     assert AVDigits.modalities == tuple(shapes)
-    rows = table("| fusion | test acc")
+    rows = table(f"| fusion | test acc ({part},")
     assert len(rows) >= 3
     for row in rows:
         name = row["fusion"].strip("`")
