@@ -149,6 +149,56 @@ def edge_aggregate(alpha: Tensor, value: Tensor, s: AttentionStructure) -> Tenso
     return _EdgeAggregate.apply(alpha, value, s)
 
 
+class _EdgeSoftmax(torch.autograd.Function):
+    r"""Gated softmax over each target's incoming edges, saving only what its gradient needs.
+
+    Forward: :math:`\alpha_e = w_e e^{s_e} / T_{t(e)}` with
+    :math:`T_t = \sum_{e \to t} w_e e^{s_e}` (edges not ``present`` left out;
+    :math:`\alpha = 0` where :math:`T = 0`). Backward, with
+    :math:`\bar g_t = \sum_{e \to t} g_e \alpha_e`:
+
+    .. math::
+        \frac{\partial L}{\partial s_e} = \alpha_e (g_e - \bar g_{t(e)}),
+        \qquad
+        \frac{\partial L}{\partial w_e} = \frac{e^{s_e}}{T_{t(e)}} (g_e - \bar g_{t(e)})
+        \ \text{(summed over problems)},
+
+    so only :math:`\alpha` (and, for learnable gates, :math:`e^{s}/T`, finite
+    also where :math:`w_e = 0`) is kept, instead of every ``[G, E]``
+    intermediate autograd would save. Empty rows give zero gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, score: Tensor, weight: Tensor | None, present: Tensor | None,  # type: ignore[override]
+                s: AttentionStructure) -> Tensor:
+        index = s.dst.expand_as(score)
+        masked = score if present is None else score.masked_fill(~present, float("-inf"))
+        peak = torch.full((score.shape[0], s.num_nodes), float("-inf"), dtype=score.dtype, device=score.device)
+        peak = peak.scatter_reduce(1, index, masked, "amax")
+        peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+        exp = torch.exp(masked - peak.gather(1, index))
+        gated = exp if weight is None else exp * weight
+        total = torch.zeros_like(peak).index_add_(1, s.dst, gated).gather(1, index)
+        empty = total == 0
+        inverse = torch.where(empty, torch.zeros_like(total), 1.0 / torch.where(empty, 1.0, total))
+        alpha = gated * inverse
+        ratio = exp * inverse if weight is not None and ctx.needs_input_grad[1] else None
+        ctx.structure = s
+        ctx.save_for_backward(alpha, ratio)
+        return alpha
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        alpha, ratio = ctx.saved_tensors
+        s: AttentionStructure = ctx.structure
+        row_dot = torch.zeros(grad.shape[0], s.num_nodes, dtype=grad.dtype, device=grad.device)
+        centred = grad - row_dot.index_add_(1, s.dst, grad * alpha).gather(1, s.dst.expand_as(grad))
+        grad_score = alpha * centred if ctx.needs_input_grad[0] else None
+        grad_weight = (ratio * centred).sum(0) if ratio is not None else None
+        return grad_score, grad_weight, None, None
+
+
 def edge_softmax(score: Tensor, s: AttentionStructure, present: Tensor | None = None,
                  weight: Tensor | None = None) -> Tensor:
     r"""Softmax of ``score [G, E]`` over each target's incoming edges, :math:`\mathrm{softmax}(s + \log w)`.
@@ -157,18 +207,9 @@ def edge_softmax(score: Tensor, s: AttentionStructure, present: Tensor | None = 
     ``[E]`` (non-negative gates) scales each term before normalising. A target
     with no incoming edge left (none present, or every gate closed) gets
     coefficients 0, with finite (zero) gradients: the renormalisation never
-    divides by zero.
+    divides by zero. Differentiable in ``score`` and ``weight``
+    (:class:`_EdgeSoftmax`: only the output is kept for the backward pass).
     """
-    n = s.num_nodes
-    index = s.dst.expand_as(score)
-    masked = score if present is None else score.masked_fill(~present, float("-inf"))
-    with torch.no_grad():
-        peak = torch.full((score.shape[0], n), float("-inf"), dtype=score.dtype, device=score.device)
-        peak = peak.scatter_reduce(1, index, masked, "amax")
-        peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-    unnormalised = torch.exp(masked - peak.gather(1, index))
-    if weight is not None:
-        unnormalised = unnormalised * weight
-    total = torch.zeros_like(peak).index_add(1, s.dst, unnormalised).gather(1, index)
-    empty = total == 0
-    return torch.where(empty, torch.zeros_like(unnormalised), unnormalised / torch.where(empty, 1.0, total))
+    if present is not None:
+        present = present.expand_as(score)
+    return _EdgeSoftmax.apply(score, weight, present, s)

@@ -185,12 +185,17 @@ class CrossModalAttentionConv(MessagePassing):
         h, d = self.heads, self.head_dim
         s = self._structure_for(edge_index, n, b * h)
 
-        # One projection for query, key and value, and one copy into [3, B·H, N, d] (heads first):
-        # the O(B N F) projections are most of this path's memory.
-        projections = (self.query, self.key, self.value)
-        biases = None if self.query.bias is None else torch.cat([lin.bias for lin in projections])
-        qkv = F.linear(xb, torch.cat([lin.weight for lin in projections]), biases)
-        query, key, value = qkv.view(b, n, 3, h, d).permute(2, 0, 3, 1, 4).reshape(3, b * h, n, d).unbind(0)
+        # Each projection goes straight into heads-first [B·H, N, d] memory, one at a time: no
+        # stacked [B, N, 3F] tensor (nor its gradient) ever exists, and the 1/sqrt(d) score
+        # scale rides on the query weights instead of a [B·H, E] pass.
+        scale = 1.0 / math.sqrt(d)
+
+        def heads_first(lin: nn.Linear, factor: float = 1.0) -> Tensor:
+            bias = None if lin.bias is None else lin.bias * factor
+            projected = F.linear(xb, lin.weight * factor, bias)
+            return projected.view(b, n, h, d).transpose(1, 2).reshape(b * h, n, d)
+
+        query, key, value = heads_first(self.query, scale), heads_first(self.key), heads_first(self.value)
         score = edge_scores(query, key, s)  # [B·H, E] in CSR order
         if self.relation is not None:
             # q·(k + r) = q·k + q·r: the relation term is q against R vectors, gathered per edge.
@@ -199,14 +204,13 @@ class CrossModalAttentionConv(MessagePassing):
             num_relations = relations.shape[0]
             pick = s.dst * num_relations + edge_type[s.order]
             score = score + q_dot_r.reshape(b * h, n * num_relations)[:, pick]
-        score = score * (1.0 / math.sqrt(d))
         present = None
         if node_mask is not None:
             source_present = node_mask[..., edge_index[0, s.order]]  # [E] or [B, E]
             present = source_present.expand(b, -1).repeat_interleave(h, dim=0)
         weight = None if edge_weight is None else edge_weight[s.order]
         alpha = edge_softmax(score, s, present, weight)
-        dropped = F.dropout(alpha, p=self.dropout, training=self.training)
+        dropped = F.dropout(alpha, p=self.dropout, training=True) if self.training and self.dropout > 0 else alpha
         out = edge_aggregate(dropped, value, s)  # [B·H, N, d]
         out = self.out(out.view(b, h, n, d).transpose(1, 2).reshape(b, n, h * d))
         if node_mask is not None:

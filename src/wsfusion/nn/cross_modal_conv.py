@@ -180,7 +180,7 @@ class CrossModalConv(MessagePassing):
         sizes = [end - start for start, end in zip(pairs.bounds[:-1], pairs.bounds[1:])]
         # split (not slicing): its backward concatenates the blocks' gradients instead of
         # filling a full-size zero tensor per block.
-        blocks = [block @ weights[r] for r, block in enumerate(summed.split(sizes, dim=-2)) if sizes[r]]
+        blocks = [block @ w for block, w, size in zip(summed.split(sizes, dim=-2), weights.unbind(0), sizes) if size]
         transformed = torch.cat(blocks, dim=-2) if blocks else summed.new_zeros(*lead, 0, self.out_channels)
         out = transformed.new_zeros(*lead, num_nodes, self.out_channels)
         return out.index_add(-2, pairs.target, transformed)
