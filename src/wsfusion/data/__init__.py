@@ -5,6 +5,9 @@
   :func:`fetch` / :func:`fetch_all` and are cached in :func:`data_dir`.
 - :class:`SyntheticTriModal`: the notebook's three modalities with labels
   built from redundant, unique or synergistic information.
+- :class:`CrossModalRelay`: a long-range relay task over token sequences (a key
+  code in one modality, a value code in another, the label read at a query
+  token of the third), for measuring how a graph routes information.
 - :func:`gaussian_noise`, :func:`modality_dropout`, :func:`drop_modality`:
   identical corruptions for every fusion under comparison.
 
@@ -14,12 +17,14 @@ Every dataset yields ``(inputs: dict[str, Tensor], label)`` and exposes
 
 from wsfusion.data.av_digits import AVDigits
 from wsfusion.data.corruptions import drop_modality, gaussian_noise, modality_dropout
+from wsfusion.data.relay import CrossModalRelay
 from wsfusion.data.sources import ENV_VAR, SOURCES, DataSource, data_dir, fetch, fetch_all
 from wsfusion.data.synthetic import KINDS, NOTEBOOK_SHAPES, SyntheticTriModal
 
 __all__ = [
     "AVDigits",
     "SyntheticTriModal",
+    "CrossModalRelay",
     "KINDS",
     "NOTEBOOK_SHAPES",
     "gaussian_noise",
