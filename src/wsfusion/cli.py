@@ -178,6 +178,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help=f"steps between rewiring updates (default: {d.rewire_every})")
     p.add_argument("--rewire-alpha", type=float, default=d.rewire_alpha,
                    help=f"initial fraction of edges replaced per update, cosine-decayed (default: {d.rewire_alpha})")
+    p.add_argument("--topology-lr", type=float, default=d.topology_lr,
+                   help="peak learning rate of the learnable-topology parameters (beta and gate logits), in their "
+                        "own group without weight decay (default: --lr)")
+    p.add_argument("--temperature-schedule", action="store_true",
+                   help="anneal learnable graphs' temperature to their final_temperature over the budget")
     p.add_argument("--encoder-pool", choices=POOLS, default=d.encoder_pool,
                    help=f"how encoders pool their tokens for pooled fusions (default: {d.encoder_pool})")
     p.add_argument("--device", default=d.device, help=f"cpu, cuda, cuda:N or auto (default: {d.device})")
@@ -192,7 +197,8 @@ def _config(args: argparse.Namespace, **extra: object):
         synthetic_samples=args.synthetic_samples, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience,
         modality_dropout=args.modality_dropout, rewire=args.rewire, rewire_every=args.rewire_every,
-        rewire_alpha=args.rewire_alpha, encoder_pool=args.encoder_pool, device=args.device, **extra,
+        rewire_alpha=args.rewire_alpha, topology_lr=args.topology_lr, temperature_schedule=args.temperature_schedule,
+        encoder_pool=args.encoder_pool, device=args.device, **extra,
     )
 
 

@@ -159,3 +159,32 @@ def test_a_changed_config_is_not_read_from_the_cache(report, monkeypatch):
     monkeypatch.setattr("wsfusion.train.compare.train", retrain)
     with pytest.raises(Retrained, match="0.001"):
         compare(BASE.replace(lr=1e-3), ["late"], seeds=(0,), out=out, progress=False)
+
+
+def test_runs_stored_before_a_config_field_existed_are_still_read_back(report, monkeypatch, tmp_path):
+    # A field added to TrainConfig later (with a default that keeps the old behaviour) must not
+    # invalidate finished runs: drop one from every stored config, as an older version wrote them.
+    import shutil
+
+    out, results = report
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    for path in [*old.glob("runs/*/evaluation.json"), *old.glob("runs/*/result.json")]:
+        stored = json.loads(path.read_text())
+        del stored["config"]["temperature_schedule"]
+        path.write_text(json.dumps(stored))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr("wsfusion.train.compare.train", fail)
+    monkeypatch.setattr("wsfusion.train.compare.evaluate", fail)
+    again = compare(BASE, FUSIONS, seeds=(0, 1, 2), out=old, fusion_options=OPTIONS, progress=False)
+    assert [r["test_acc"] for r in again["rows"]] == [r["test_acc"] for r in results["rows"]]
+    # ... while a stored field that differs still means a different run.
+    path = next(old.glob("runs/late-seed0/evaluation.json"))
+    stored = json.loads(path.read_text())
+    stored["config"]["temperature_schedule"] = True
+    path.write_text(json.dumps(stored))
+    with pytest.raises(AssertionError, match="trained or evaluated again"):
+        compare(BASE, ["late"], seeds=(0,), out=old, progress=False)

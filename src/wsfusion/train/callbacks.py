@@ -24,6 +24,11 @@ __all__ = ["Callback", "TemperatureSchedule"]
 class Callback:
     """Hooks into training (e.g. topology rewiring). State is saved in checkpoints.
 
+    On resume each callback gets the saved state of its own class (the first
+    saved one of that class for the first such callback, and so on), so the
+    list may be passed in another order; a callback with no saved state of its
+    class starts fresh.
+
     Every hook is optional; :meth:`state_dict` / :meth:`load_state_dict` round-trip
     through the checkpoint, and :meth:`on_train_start` is where loaded state is
     re-applied to the model (after a resume the model is rebuilt fresh).

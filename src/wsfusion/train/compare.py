@@ -159,6 +159,15 @@ EVALUATION = "evaluation.json"
 EVALUATION_VERSION = 1
 
 
+def same_config(saved: dict[str, Any], config: TrainConfig) -> bool:
+    """Whether a stored run's config is ``config``. Fields added to :class:`TrainConfig` after the run was
+    stored take their defaults (which keep the old behaviour), so finished runs stay valid."""
+    try:
+        return TrainConfig.from_dict(saved) == config
+    except (TypeError, ValueError):
+        return False
+
+
 def run_and_evaluate(
     config: TrainConfig,
     run_dir: Path | None,
@@ -175,8 +184,8 @@ def run_and_evaluate(
     cache = None if run_dir is None else run_dir / EVALUATION
     if cache is not None and cache.exists() and (run_dir / RESULT).exists():
         saved, result = json.loads(cache.read_text()), json.loads((run_dir / RESULT).read_text())
-        if (saved.get("version", 1) == EVALUATION_VERSION and saved["config"] == config.to_dict()
-                and result["config"] == config.to_dict() and saved["noise_levels"] == list(noise_levels)):
+        if (saved.get("version", 1) == EVALUATION_VERSION and same_config(saved["config"], config)
+                and same_config(result["config"], config) and saved["noise_levels"] == list(noise_levels)):
             return saved["evaluation"], result["history"]
     result, model = train(config, run_dir, resume=run_dir is not None, datasets=datasets, progress=False)
     test = select_modalities(datasets[2], config.modalities)

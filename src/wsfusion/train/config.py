@@ -47,6 +47,14 @@ class TrainConfig:
             (random regrowth) or ``"rigl"`` (largest-gradient regrowth); ``None`` keeps
             the graph fixed. rewire_every: steps between updates (ΔT); rewire_alpha:
             initial fraction of edges replaced (cosine-decayed).
+        topology_lr: Peak learning rate of the learnable-topology parameters (those of
+            every :class:`~wsfusion.topology.LearnableWSGraph`: the beta logit and the
+            edge-gate logits), in their own AdamW group without weight decay and under
+            the same warm-up + cosine schedule; ``None``: ``lr``, in the model's group.
+        temperature_schedule: Anneal every learnable graph's relaxation temperature
+            from its ``temperature`` to its ``final_temperature`` over the whole budget
+            (a :class:`~wsfusion.train.TemperatureSchedule` callback; its state is in the
+            checkpoints and re-applied on resume).
         seed: Seeds data splits, initialisation, shuffling and dropout.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"``.
     """
@@ -74,6 +82,8 @@ class TrainConfig:
     rewire: str | None = None
     rewire_every: int = 50
     rewire_alpha: float = 0.3
+    topology_lr: float | None = None
+    temperature_schedule: bool = False
     seed: int = 0
     device: str = "cpu"
 
@@ -86,6 +96,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.topology_lr is not None and not (isinstance(self.topology_lr, (int, float)) and self.topology_lr > 0
+                                                 and not isinstance(self.topology_lr, bool)):
+            raise ValueError(f"topology_lr must be positive or None, got {self.topology_lr!r}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
         from wsfusion.train.rewirer import MODES as REWIRE_MODES

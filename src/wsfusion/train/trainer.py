@@ -21,8 +21,9 @@ from tqdm.auto import tqdm
 from wsfusion import fusion as fusion_registry
 from wsfusion.encoders import encoder_for
 from wsfusion.models import MultiModalNetwork
+from wsfusion.topology import LearnableWSGraph
 from wsfusion.train import distributed
-from wsfusion.train.callbacks import Callback
+from wsfusion.train.callbacks import Callback, TemperatureSchedule
 from wsfusion.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from wsfusion.train.config import TrainConfig
 
@@ -191,6 +192,20 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
     return factor
 
 
+def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW parameter groups: the model's parameters, and with ``config.topology_lr`` the parameters of
+    every :class:`~wsfusion.topology.LearnableWSGraph` in their own group (that learning rate, no weight
+    decay: decay would pull beta's logit towards beta = 0.5 and every gate towards half open)."""
+    if config.topology_lr is None:
+        return [{"params": list(model.parameters())}]
+    topology = {id(p): p for m in model.modules() if isinstance(m, LearnableWSGraph) for p in m.parameters()}
+    if not topology:
+        raise ValueError(f"topology_lr is set but the model ({config.fusion!r}, options {config.fusion_options}) "
+                         "has no learnable topology (fusion option topology='learnable')")
+    rest = [p for p in model.parameters() if id(p) not in topology]
+    return [{"params": rest}, {"params": list(topology.values()), "lr": config.topology_lr, "weight_decay": 0.0}]
+
+
 class Trainer:
     """Trains one :class:`TrainConfig`; see :func:`train`."""
 
@@ -215,6 +230,8 @@ class Trainer:
 
             self.callbacks.append(Rewirer(delta_t=config.rewire_every, alpha=config.rewire_alpha,
                                           mode=config.rewire, seed=config.seed))
+        if config.temperature_schedule:
+            self.callbacks.append(TemperatureSchedule())
         self.progress = progress and self.env.is_main
         torch.manual_seed(config.seed)
         splits = datasets if datasets is not None else build_datasets(config)
@@ -223,7 +240,8 @@ class Trainer:
         self.model = build_model(config, shapes, classes).to(self.device)
         self.steps_per_epoch = math.ceil(math.ceil(len(self.train_set.labels) / self.env.world_size) / config.batch_size)
         total = self.steps_per_epoch * config.epochs
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, config), lr=config.lr,
+                                           weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(total, round(config.warmup_epochs * self.steps_per_epoch))
         )
@@ -248,7 +266,7 @@ class Trainer:
             "history": self.history,
             "best": self.best,
             "bad_epochs": self.bad_epochs,
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "callbacks": [{"type": type(cb).__name__, "state": cb.state_dict()} for cb in self.callbacks],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -262,8 +280,22 @@ class Trainer:
         set_rng_state(state["rng"])
         self.epoch, self.step = state["epoch"], state["step"]
         self.history, self.best, self.bad_epochs = state["history"], state["best"], state["bad_epochs"]
-        for cb, cb_state in zip(self.callbacks, state["callbacks"]):
-            cb.load_state_dict(cb_state)
+        self._load_callback_states(state["callbacks"])
+
+    def _load_callback_states(self, saved: list[Any]) -> None:
+        """Give each callback the saved state of its class, in order: the config's callbacks (rewiring,
+        temperature) and the caller's may come in another order, or with other callbacks, on resume."""
+        if not all(isinstance(s, dict) and set(s) == {"type", "state"} for s in saved):
+            for cb, cb_state in zip(self.callbacks, saved):  # checkpoints written before states were typed
+                cb.load_state_dict(cb_state)
+            return
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        for entry in saved:
+            by_type.setdefault(entry["type"], []).append(entry["state"])
+        for cb in self.callbacks:
+            states = by_type.get(type(cb).__name__)
+            if states:
+                cb.load_state_dict(states.pop(0))
 
     def resume(self) -> bool:
         """Continue from ``out/checkpoint.pt`` if there is one; return whether it did."""
@@ -295,11 +327,15 @@ class Trainer:
     def _fit(self) -> dict[str, Any]:
         config = self.config
         model: nn.Module = self.model
+        watch = distributed.CollectiveWatch()
         if self.env.enabled:
+            # Buffers are broadcast by the watch (before each forward), gradients averaged through its
+            # hook: a failed collective is then known by state, not guessed from gloo's message.
             model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=config.modality_dropout > 0,
+                find_unused_parameters=config.modality_dropout > 0, forward_sync_buffers=False,
             )
+            model.register_comm_hook(None, watch.allreduce_hook)
         stopped_early = self._stop_early()
         if self.env.is_main and self.out is not None:
             # The metrics file always starts as the checkpoint's history (empty without one): a run
@@ -324,12 +360,14 @@ class Trainer:
                 input_mask = batch_input_mask(self.train_set, index, self.device)
                 labels = labels.to(self.device)
                 try:
+                    if self.env.enabled:
+                        watch.broadcast_buffers(self.model)
                     logits = model(inputs, mask, input_mask)
                     loss = F.cross_entropy(logits, labels)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # DDP all-reduces gradients here
                 except RuntimeError as exc:
-                    if self.env.enabled and ("Connection" in str(exc) or "timed out" in str(exc).lower() or "Gloo" in str(exc)):
+                    if watch.failed:
                         raise distributed.peer_failure(self.env, f"training step {self.step}", exc) from exc
                     raise
                 self.optimizer.step()
