@@ -113,3 +113,30 @@ def test_metrics_are_reduced_on_the_training_device(monkeypatch):
     assert seen == [torch.device("meta")]
     total = distributed.all_reduce_sum(values, env, "metrics", torch.device("cpu"))
     assert total.tolist() == [2.0, 4.0, 6.0] and total.device == values.device
+
+
+def test_the_watch_broadcasts_every_buffer_and_notes_a_failed_collective(monkeypatch):
+    """Single-process check of the mechanics (the two-process tests above run the real thing)."""
+    from wsfusion.train.distributed import CollectiveWatch
+
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    calls = []
+
+    def rank0_sends(tensor, src):  # what rank 0 holds arrives: here, 7 everywhere
+        calls.append((tensor.dtype, tensor.numel(), src))
+        tensor.fill_(7)
+
+    monkeypatch.setattr("torch.distributed.broadcast", rank0_sends)
+    watch = CollectiveWatch()
+    watch.broadcast_buffers(model)
+    # One broadcast per dtype: running mean/var (float) and num_batches_tracked (long).
+    assert sorted(calls, key=str) == sorted([(torch.float32, 2 * (3 + 2), 0), (torch.int64, 2, 0)], key=str)
+    assert all(bool((b == 7).all()) for b in model.buffers()) and not watch.failed
+
+    def lost_peer(tensor, src):
+        raise RuntimeError("Application timeout caused pair closure")
+
+    monkeypatch.setattr("torch.distributed.broadcast", lost_peer)
+    with pytest.raises(RuntimeError, match="pair closure"):
+        watch.broadcast_buffers(model)
+    assert watch.failed
