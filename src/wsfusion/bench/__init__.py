@@ -79,6 +79,22 @@ def _topology_run(device: str = "cpu", quick: bool = False) -> dict[str, Any]:
     return experiment.run(progress=False)
 
 
+def _routing_run(device: str = "cpu", quick: bool = False) -> dict[str, Any]:
+    from wsfusion.bench import routing
+
+    rows = routing.run(device=device, **(routing.QUICK if quick else {}))
+    return {"rows": rows, "summary": routing.summary(rows)}
+
+
+def _routing_table(results: dict[str, Any]) -> str:
+    body = [[f"{r['tokens']:,}", r["topology"], "-" if r["edges"] is None else f"{r['edges']:,}",
+             "-" if r["avg_path_length"] is None else f"{r['avg_path_length']:.2f}", str(r["diameter"]),
+             f"{r['test_acc']:.3f}" + ("" if r["test_acc_ci95"] is None else f" ± {r['test_acc_ci95']:.3f}"),
+             r["seeds"], _ms(r["ms_per_step"]), _mb(r["peak_mb"])] for r in results["summary"]]
+    return format_table(["tokens", "topology", "edges", "avg path", "diameter", "test acc (95% CI)", "seeds",
+                         "ms/step", "peak MB"], body)
+
+
 def _topology_table(results: dict[str, Any]) -> str:
     from wsfusion.bench import topology as experiment
 
@@ -87,8 +103,9 @@ def _topology_table(results: dict[str, Any]) -> str:
 
 SUITES = {"ws-linear": (ws_linear.run, ws_linear_table), "attention": (attention.run, attention_table),
           "conv": (conv.run, conv_table),
-          "params": (params.run, params_table), "topology": (_topology_run, _topology_table)}
-#: Suites run when none is named; "topology" trains models (minutes) and runs only on request.
+          "params": (params.run, params_table), "topology": (_topology_run, _topology_table),
+          "routing": (_routing_run, _routing_table)}
+#: Suites run when none is named; "topology" and "routing" train models (minutes to hours) and run only on request.
 DEFAULT_SUITES = ("ws-linear", "attention", "conv", "params")
 
 
@@ -101,7 +118,7 @@ def run(suites: list[str] | None = None, threads: int | None = 2, quick: bool = 
         fn, _ = SUITES[name]
         if name == "params":
             results[name] = fn()
-        elif name == "topology":
+        elif name in ("topology", "routing"):
             results[name] = fn(device=device, quick=quick)
         elif quick:
             sizes = {"ws-linear": dict(sizes=((192, 256), (3072, 256)), reps=5), "attention": dict(tokens=(256,), reps=3),
