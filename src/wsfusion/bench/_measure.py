@@ -87,3 +87,9 @@ def format_table(headers: list[str], rows: list[list[object]]) -> str:
     lines = [" | ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
     lines.insert(1, "-|-".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def peak_memory_mb(cases: Mapping[str, Callable[[], object]], device: torch.device) -> dict[str, float | None]:
+    """:func:`peak_memory_bytes` of each case, in MB rounded to 0.1 (``None`` where unmeasurable)."""
+    return {name: None if (b := peak_memory_bytes(fn, device)) is None else round(b / 2**20, 1)
+            for name, fn in cases.items()}

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsfusion.bench._measure import interleaved_medians, peak_memory_bytes
+from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
 from wsfusion.bench.ws_linear import three_modalities
 from wsfusion.graphs import ws_cross_modal_graph
 from wsfusion.nn import CrossModalAttentionConv
@@ -86,9 +86,6 @@ def run(
             },
         }
         if memory:
-            row["peak_mb"] = {
-                name: (None if (b := peak_memory_bytes(fn, device)) is None else round(b / 2**20, 1))
-                for name, fn in cases.items()
-            }
+            row["peak_mb"] = peak_memory_mb(cases, device)
         rows.append(row)
     return rows

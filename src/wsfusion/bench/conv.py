@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch_geometric.nn import FastRGCNConv, RGCNConv
 
-from wsfusion.bench._measure import interleaved_medians, peak_memory_bytes
+from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
 from wsfusion.bench.ws_linear import three_modalities
 from wsfusion.graphs import ws_cross_modal_graph
 from wsfusion.nn import CrossModalConv
@@ -62,9 +62,6 @@ def run(
             "speedup": {f"fused vs {name}": times[name] / times["fused"] for name in times if name != "fused"},
         }
         if memory:
-            row["peak_mb"] = {
-                name: (None if (b := peak_memory_bytes(fn, device)) is None else round(b / 2**20, 1))
-                for name, fn in cases.items()
-            }
+            row["peak_mb"] = peak_memory_mb(cases, device)
         rows.append(row)
     return rows

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from scipy.sparse import csgraph
 from torch import Tensor, nn
 
-from wsfusion.bench._measure import peak_memory_bytes
+from wsfusion.bench._measure import peak_memory_mb
 from wsfusion.data import CrossModalRelay
 from wsfusion.graphs import CrossModalGraph, ring_lattice, token_graph
 from wsfusion.graphs._edges import decode_undirected, sample_non_edges, undirected_keys
@@ -173,14 +173,14 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
             correct += int((model({m: x.to(device) for m, x in inputs.items()}).argmax(-1).cpu() == labels).sum())
     sample, labels = next(_batches(data["train"], batch_size, None))
     sample, labels = {m: x.to(device) for m, x in sample.items()}, labels.to(device)
-    peak = peak_memory_bytes(lambda: step(sample, labels), device)
+    peak = peak_memory_mb({"step": lambda: step(sample, labels)}, device)["step"]
     return {
         "topology": topology, "tokens": tokens, "nodes": 3 * tokens, "seed": seed,
         "edges": None if graph is None else graph.num_edges, "k": k, "layers": layers,
         "test_acc": correct / len(data["test"]),
         **path_statistics(graph, seed),
         "ms_per_step": statistics.median(step_ms) if step_ms else math.nan,
-        "peak_mb": None if peak is None else round(peak / 2**20, 1),
+        "peak_mb": peak,
         "label": label, "placement": placement, "epochs": epochs,
     }
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric import EdgeIndex
 
-from wsfusion.bench._measure import interleaved_medians, peak_memory_bytes
+from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
 from wsfusion.graphs import ws_cross_modal_graph
 from wsfusion.nn import WSLinear
 from wsfusion.nn._sparse import csr_tensor
@@ -112,10 +112,7 @@ def run(
         if "dense masked" not in cases:
             row["ms"]["dense masked"] = None
         if memory:
-            row["peak_mb"] = {
-                name: (None if (b := peak_memory_bytes(fn, device)) is None else round(b / 2**20, 1))
-                for name, fn in cases.items()
-            }
+            row["peak_mb"] = peak_memory_mb(cases, device)
         ms = row["ms"]
         row["speedup"] = {
             "WSLinear vs dense": None if ms["dense masked"] is None else ms["dense masked"] / ms["WSLinear"],
