@@ -172,3 +172,42 @@ def test_bad_input_raises():
         layer(torch.randn(2, 29))
     with pytest.raises(ValueError, match="N >= 2k"):
         LearnableWSGraph({"a": 4, "b": 3}, k=4)
+
+
+def test_dropped_edges_weights_learn_through_the_soft_gate():
+    # Same sample, value w*z; the gate gets the old straight-through gradient (w), a kept edge's weight
+    # the old one (1), and a dropped edge's weight the relaxed gate (the plain product gave it 0).
+    layer = LearnableWSLinear(NODES, k=4, beta_init=0.3).double().train()
+    x = torch.randn(5, layer.num_nodes, dtype=torch.float64)
+    upstream = torch.randn(5, layer.num_nodes, dtype=torch.float64)
+
+    torch.manual_seed(3)
+    layer(x).backward(upstream)
+    grad_weight, grad_logit = layer.weight.grad.clone(), layer.topology.beta_logit.grad.clone()
+    torch.manual_seed(3)
+    out_now = layer(x)
+
+    layer.zero_grad()
+    torch.manual_seed(3)
+    soft = layer.topology.relaxed_sample()[layer.topology.pair_id]
+    hard = (soft > 0.5).double()
+    plain = layer.weight * (hard + soft - soft.detach())  # the plain straight-through product
+    out_plain = layer.edge_linear(plain, x)
+    out_plain.backward(upstream)
+    torch.testing.assert_close(out_now, out_plain, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad_logit, layer.topology.beta_logit.grad)
+    kept = hard > 0
+    assert 0 < int(kept.sum()) < kept.numel()
+    torch.testing.assert_close(grad_weight[kept], layer.weight.grad[kept])
+    assert torch.all(layer.weight.grad[~kept] == 0)  # what the fix is for
+    # The output is linear in the edge values: d(out)/d(value_e) is the same at any weights, and a
+    # dropped edge's weight gets the relaxed gate times it.
+    layer.zero_grad()
+    layer.edge_linear(layer.weight * 1.0, x).backward(upstream)
+    torch.testing.assert_close(grad_weight[~kept], (soft.detach() * layer.weight.grad)[~kept])
+    assert bool((grad_weight[~kept] != 0).any())
+
+
+def test_evaluation_uses_the_plain_deterministic_graph():
+    layer = LearnableWSLinear(NODES, k=4, beta_init=0.3).eval()
+    torch.testing.assert_close(layer.effective_weight(), layer.weight * layer.topology.mode()[layer.topology.pair_id])

@@ -241,13 +241,17 @@ class LearnableWSGraph(nn.Module):
         """Expected number of undirected edges of a sample (:math:`L` without per-edge logits)."""
         return self.probabilities().sum()
 
-    def sample(self, hard: bool | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """``[L + C]`` relaxed Bernoulli gates (straight-through 0/1 when ``hard``), differentiable."""
-        hard = self.hard if hard is None else hard
+    def relaxed_sample(self, generator: torch.Generator | None = None) -> Tensor:
+        r"""``[L + C]`` binary-concrete samples :math:`\tilde z_e` (differentiable, in (0, 1))."""
         logits = self.gate_logits()
         u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
         u = u.clamp(_EPS, 1.0 - _EPS)
-        soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / self.temperature)
+        return torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / self.temperature)
+
+    def sample(self, hard: bool | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """``[L + C]`` relaxed Bernoulli gates (straight-through 0/1 when ``hard``), differentiable."""
+        hard = self.hard if hard is None else hard
+        soft = self.relaxed_sample(generator)
         if not hard:
             return soft
         return (soft > 0.5).to(soft.dtype) + (soft - soft.detach())
@@ -395,8 +399,28 @@ class LearnableWSLinear(EdgeWeightedLinear):
         return self.topology.edge_index
 
     def effective_weight(self) -> Tensor:
-        """``[2(L + C)]`` gated edge weights (a fresh sample in training)."""
-        return self.weight * self.topology()
+        r"""``[2(L + C)]`` gated edge weights :math:`w_e z_e` (a fresh sample in training).
+
+        With hard gates in training the value is :math:`w_e z_e` with
+        :math:`z_e \in \{0, 1\}`, and the gradients are those of two
+        straight-through estimators: to the gate, :math:`w_e` (through the
+        relaxed sample :math:`\tilde z_e`, as :meth:`LearnableWSGraph.sample`),
+        and to the weight, 1 on a kept edge and :math:`\tilde z_e` on a dropped
+        one. A plain product would give a dropped edge's weight no gradient at
+        all, so a shortcut would open with an untrained weight, cost loss, and
+        close again (rich get richer); here it trains in proportion to how
+        close its gate is to opening.
+        """
+        topology = self.topology
+        if not (self.training and topology.training and topology.hard):
+            return self.weight * topology()
+        soft = topology.relaxed_sample()[topology.pair_id]
+        hard = (soft > 0.5).to(soft.dtype)
+        w = self.weight
+        weight_slope = torch.where(hard > 0, torch.ones_like(soft), soft).detach()
+        through_weight = w * weight_slope - (w * weight_slope).detach()  # value 0, gradient to w
+        through_gate = w.detach() * soft - (w.detach() * soft).detach()  # value 0, gradient to the gate
+        return (w * hard).detach() + through_weight + through_gate
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_node_features(x)
