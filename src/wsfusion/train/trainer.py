@@ -5,6 +5,7 @@ No training logic lives in the modules; this file is where it is.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -192,6 +193,12 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
     return factor
 
 
+#: DDP's own buffer broadcast off (the CollectiveWatch does it): the keyword was renamed in torch 2.13.
+_NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
+                   if "forward_sync_buffers" in inspect.signature(nn.parallel.DistributedDataParallel).parameters
+                   else {"broadcast_buffers": False})
+
+
 def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     """AdamW parameter groups: the model's parameters, and with ``config.topology_lr`` the parameters of
     every :class:`~wsfusion.topology.LearnableWSGraph` in their own group (that learning rate, no weight
@@ -333,7 +340,7 @@ class Trainer:
             # hook: a failed collective is then known by state, not guessed from gloo's message.
             model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=config.modality_dropout > 0, forward_sync_buffers=False,
+                find_unused_parameters=config.modality_dropout > 0, **_NO_BUFFER_SYNC,
             )
             model.register_comm_hook(None, watch.allreduce_hook)
         stopped_early = self._stop_early()
