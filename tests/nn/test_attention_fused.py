@@ -145,11 +145,16 @@ def test_attention_dropout_drops_coefficients():
     fused.train()
     torch.manual_seed(7)
     dropped = fused(x, GRAPH)
-    # The same draw, by hand: F.dropout on the [B·H, E] coefficients in (target, source) order.
+    # The same draw, by hand: F.dropout on the coefficients in the fused path's value order,
+    # sample by sample, target by target, head by head, sources ascending.
     torch.manual_seed(7)
-    order = torch.argsort(GRAPH.edge_index[1] * N + GRAPH.edge_index[0])
-    keep = F.dropout(torch.ones(2 * 2, order.numel(), dtype=torch.float64), p=0.5)
-    keep = torch.empty_like(keep).index_copy_(1, order, keep).view(2, 2, -1).transpose(1, 2)  # [B, E, H]
+    src_list, dst_list = GRAPH.edge_index.tolist()
+    value_order = [(b, e, hh) for b in range(2) for i in range(N) for hh in range(2)
+                   for e in sorted((e for e, t in enumerate(dst_list) if t == i), key=lambda e: src_list[e])]
+    draw = F.dropout(torch.ones(len(value_order), dtype=torch.float64), p=0.5)
+    keep = torch.empty(2, len(dst_list), 2, dtype=torch.float64)  # [B, E, H]
+    for (b, e, hh), kept in zip(value_order, draw.tolist()):
+        keep[b, e, hh] = kept
     value = fused.value(x).view(2, N, 2, 4)
     src, dst = GRAPH.edge_index
     messages = (alpha * keep).unsqueeze(-1) * value[:, src]  # [B, E, H, d]

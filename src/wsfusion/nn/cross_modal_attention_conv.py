@@ -51,14 +51,15 @@ class CrossModalAttentionConv(MessagePassing):
     Two equal paths compute it (tested equal in float64, outputs and all
     gradients, and equal to dense masked :class:`torch.nn.MultiheadAttention`):
 
-    * ``fused=True`` (default): scores by SDDMM
-      (:func:`torch.sparse.sampled_addmm`), the softmax on the CSR values, and
-      the output by one CSR SpMM over all heads and samples laid out
-      block-diagonally; the backward pass is SDDMM / SpMM on the stored
-      structure and its transpose (custom autograd functions). Memory is
-      :math:`O(B H E)` scalars plus the :math:`O(B N F)` projections; no
-      :math:`[B, E, H, d]` tensor exists. The CSR layout of an ``edge_index``
-      is built once and reused while that tensor is unchanged.
+    * ``fused=True`` (default): all samples and heads are one CSR matrix over
+      the rows ``(b, node, head)`` of the projections' own ``[B, N, H·d]``
+      memory: scores by SDDMM (:func:`torch.sparse.sampled_addmm`), the
+      softmax on the CSR values, the output by one CSR SpMM; the backward
+      pass is SDDMM / SpMM on the stored structure and its transpose (custom
+      autograd functions). Memory is :math:`O(B H E)` scalars plus the
+      :math:`O(B N F)` projections; no :math:`[B, E, H, d]` tensor and no
+      heads-first copy exists. The CSR layout of an ``edge_index`` is built
+      once per batch size and reused while that tensor is unchanged.
     * ``fused=False``: PyG's generic path (:meth:`edge_update` computes the
       coefficients with gathers and a scatter softmax, :meth:`message` weights
       the gathered values), the reference.
@@ -161,15 +162,15 @@ class CrossModalAttentionConv(MessagePassing):
             return out, (edge_index, alpha)
         return out
 
-    def _structure_for(self, edge_index: Tensor, num_nodes: int, groups: int) -> AttentionStructure:
+    def _structure_for(self, edge_index: Tensor, num_nodes: int, batch: int) -> AttentionStructure:
         """The CSR layout of ``edge_index``, rebuilt only when a different (or changed) tensor comes in."""
         cached = self._structure
         if (cached is not None and cached[0]() is edge_index and cached[1] == edge_index._version
-                and cached[2:4] == (num_nodes, groups)):
+                and cached[2:4] == (num_nodes, batch)):
             return cached[4]
-        structure = attention_structure(edge_index, num_nodes, groups)
+        structure = attention_structure(edge_index, num_nodes, batch, self.heads)
         if not torch.compiler.is_compiling():
-            self._structure = (weakref.ref(edge_index), edge_index._version, num_nodes, groups, structure)
+            self._structure = (weakref.ref(edge_index), edge_index._version, num_nodes, batch, structure)
         return structure
 
     # torch.compile runs the fused path eagerly (a graph break): dynamo cannot trace the
@@ -183,44 +184,40 @@ class CrossModalAttentionConv(MessagePassing):
         xb = x if batched else x.unsqueeze(0)
         b, n, _ = xb.shape
         h, d = self.heads, self.head_dim
-        s = self._structure_for(edge_index, n, b * h)
+        s = self._structure_for(edge_index, n, b)
 
-        # Each projection goes straight into heads-first [B·H, N, d] memory, one at a time: no
-        # stacked [B, N, 3F] tensor (nor its gradient) ever exists, and the 1/sqrt(d) score
-        # scale rides on the query weights instead of a [B·H, E] pass.
+        # The projections' own [B, N, H·d] memory is the [B·N·H, d] row layout of the structure:
+        # no heads-first copies of queries, keys, values or outputs (nor of their gradients), and
+        # the 1/sqrt(d) score scale rides on the query weights.
         scale = 1.0 / math.sqrt(d)
-
-        def heads_first(lin: nn.Linear, factor: float = 1.0) -> Tensor:
-            bias = None if lin.bias is None else lin.bias * factor
-            projected = F.linear(xb, lin.weight * factor, bias)
-            return projected.view(b, n, h, d).transpose(1, 2).reshape(b * h, n, d)
-
-        query, key, value = heads_first(self.query, scale), heads_first(self.key), heads_first(self.value)
-        score = edge_scores(query, key, s)  # [B·H, E] in CSR order
+        query_bias = None if self.query.bias is None else self.query.bias * scale
+        query = F.linear(xb, self.query.weight * scale, query_bias).reshape(-1, d)
+        key = self.key(xb).reshape(-1, d)
+        value = self.value(xb).reshape(-1, d)
+        score = edge_scores(query, key, s)  # [V], values in (b, target, head, source) order
         if self.relation is not None:
-            # q·(k + r) = q·k + q·r: the relation term is q against R vectors, gathered per edge.
+            # q·(k + r) = q·k + q·r: the relation term is q against R vectors, picked per value.
             relations = self.relation.weight.view(-1, h, d)
-            q_dot_r = torch.einsum("ghnd,rhd->ghnr", query.view(b, h, n, d), relations)
             num_relations = relations.shape[0]
-            pick = s.dst * num_relations + edge_type[s.order]
-            score = score + q_dot_r.reshape(b * h, n * num_relations)[:, pick]
+            q_dot_r = torch.einsum("bnhd,rhd->bnhr", query.view(b, n, h, d), relations)
+            score = score + q_dot_r.reshape(-1)[s.row * num_relations + edge_type[s.order][s.edge]]
         present = None
         if node_mask is not None:
-            source_present = node_mask[..., edge_index[0, s.order]]  # [E] or [B, E]
-            present = source_present.expand(b, -1).repeat_interleave(h, dim=0)
-        weight = None if edge_weight is None else edge_weight[s.order]
+            # The value's source node (b, j) is its column // heads.
+            present = node_mask.expand(b, n).reshape(-1)[s.col // h]
+        weight = None if edge_weight is None else edge_weight[s.order][s.edge]
         alpha = edge_softmax(score, s, present, weight)
         dropped = F.dropout(alpha, p=self.dropout, training=True) if self.training and self.dropout > 0 else alpha
-        out = edge_aggregate(dropped, value, s)  # [B·H, N, d]
-        out = self.out(out.view(b, h, n, d).transpose(1, 2).reshape(b, n, h * d))
+        out = self.out(edge_aggregate(dropped, value, s).view(b, n, h * d))
         if node_mask is not None:
             out = out * node_mask.unsqueeze(-1).to(out.dtype)
         if not batched:
             out = out.squeeze(0)
         if not return_attention_weights:
             return out
-        in_edge_order = torch.empty_like(alpha).index_copy_(1, s.order, alpha)  # [B·H, E]
-        weights = in_edge_order.view(b, h, -1).transpose(1, 2)  # [B, E, H]
+        # [B, E, H] in the input's edge order: value v is (sample, CSR edge position, head).
+        weights = alpha.new_zeros(b, edge_index.shape[1], h)
+        weights[s.row // (h * n), s.order[s.edge], s.row % h] = alpha
         return out, (edge_index, weights if batched else weights.squeeze(0))
 
     def edge_update(
