@@ -297,19 +297,26 @@ def test_results_table_parameter_columns_equal_the_configured_models(part):
     from wsfusion.train.compare import run_config
     from wsfusion.train.trainer import build_model
 
+    from wsfusion.data import NOTEBOOK_SHAPES
+
     results = json.loads((RESULTS / part / "results.json").read_text())
     config = results["config"]
     base = TrainConfig.from_dict({k: v for k, v in config.items() if k in TrainConfig.__dataclass_fields__})
-    assert base.data == "av-digits" and base.feature_dim == 64 and base.encoder_channels == (16, 32, 64)
-    # AV-digits item shapes at the default 48 frames (as documented; no data needed).
-    shapes = {"visual": (1, 28, 28), "audio": (1, 13, 48)}
-    assert AVDigits.modalities == tuple(shapes)
+    assert base.feature_dim == 64 and base.encoder_channels == (16, 32, 64)
+    if base.data == "av-digits":
+        # AV-digits item shapes at the default 48 frames (as documented; no data needed).
+        shapes = {"visual": (1, 28, 28), "audio": (1, 13, 48)}
+        assert AVDigits.modalities == tuple(shapes)
+        num_classes = AVDigits.num_classes
+    else:
+        shapes = {m: tuple(s) for m, s in (base.synthetic_shapes or NOTEBOOK_SHAPES).items()}
+        num_classes = base.synthetic_classes
     rows = table(f"| fusion | test acc ({part},")
     assert len(rows) >= 3
     for row in rows:
         name = row["fusion"].strip("`")
         run = run_config(base, name, 0, config["fusion_options"].get(name, {}))
         used = {m: s for m, s in shapes.items() if not run.modalities or m in run.modalities}
-        model = build_model(run, used, AVDigits.num_classes)
+        model = build_model(run, used, num_classes)
         table_counts = (number(row["fusion params"]), number(row["total params"]))
         assert table_counts == (n_params(model.fusion), n_params(model)), name
