@@ -40,9 +40,9 @@ def csr_structure(edge_index: Tensor, num_nodes: int) -> CSRStructure:
     key = directed_keys(edge_index, num_nodes)
     if key.numel() > 1 and not bool((key[1:] > key[:-1]).all()):
         raise ValueError("edge_index must be sorted by target then source, without duplicate edges")
-    crow = _compressed(dst, num_nodes)
+    crow = compressed_rows(dst, num_nodes)
     t_perm = torch.argsort(reverse_keys(edge_index, num_nodes))
-    return CSRStructure(crow, src.clone(), _compressed(src, num_nodes), dst[t_perm], t_perm, num_nodes, num_nodes)
+    return CSRStructure(crow, src.clone(), compressed_rows(src, num_nodes), dst[t_perm], t_perm, num_nodes, num_nodes)
 
 
 class RelationPairs(NamedTuple):
@@ -67,14 +67,15 @@ def relation_pairs(edge_index: Tensor, edge_type: Tensor, num_nodes: int, num_re
     num_pairs = keys.numel()
     col = src[order]
     t_perm = torch.argsort(col * num_pairs + row, stable=True)
-    structure = CSRStructure(_compressed(row, num_pairs), col, _compressed(col[t_perm], num_nodes), row[t_perm], t_perm,
+    structure = CSRStructure(compressed_rows(row, num_pairs), col, compressed_rows(col[t_perm], num_nodes), row[t_perm], t_perm,
                              num_pairs, num_nodes)
     counts = torch.bincount(keys // num_nodes, minlength=num_relations)
     bounds = (0, *torch.cumsum(counts, 0).tolist())
     return RelationPairs(order, structure, keys % num_nodes, bounds)
 
 
-def _compressed(sorted_rows: Tensor, num_rows: int) -> Tensor:
+def compressed_rows(sorted_rows: Tensor, num_rows: int) -> Tensor:
+    """CSR row pointers ``[num_rows + 1]`` of row indices sorted ascending."""
     crow = torch.zeros(num_rows + 1, dtype=torch.long, device=sorted_rows.device)
     crow[1:] = torch.bincount(sorted_rows, minlength=num_rows).cumsum(0)
     return crow

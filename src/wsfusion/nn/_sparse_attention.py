@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from wsfusion.nn._sparse import csr_tensor
+from wsfusion.nn._sparse import compressed_rows, csr_tensor
 
 
 class AttentionStructure(NamedTuple):
@@ -57,7 +57,7 @@ def attention_structure(edge_index: Tensor, num_nodes: int, batch: int, heads: i
     device = edge_index.device
     order = torch.argsort(dst * n + src, stable=True)
     s_src, s_dst = src[order], dst[order]
-    node_crow = _compressed(s_dst, n)
+    node_crow = compressed_rows(s_dst, n)
     rows = batch * n * h
     row_degree = node_crow.diff().repeat_interleave(h).repeat(batch)  # rows in (b, i, h) order
     crow = torch.zeros(rows + 1, dtype=torch.long, device=device)
@@ -68,14 +68,8 @@ def attention_structure(edge_index: Tensor, num_nodes: int, batch: int, heads: i
     col = ((row // (h * n)) * n + s_src[edge]) * h + row % h
     t_perm = torch.argsort(col * rows + row, stable=True)
     return AttentionStructure(order=order, crow=crow, col=col, row=row, edge=edge,
-                              t_crow=_compressed(col[t_perm], rows), t_col=row[t_perm], t_perm=t_perm,
+                              t_crow=compressed_rows(col[t_perm], rows), t_col=row[t_perm], t_perm=t_perm,
                               batch=batch, num_nodes=n, heads=h)
-
-
-def _compressed(sorted_rows: Tensor, num_rows: int) -> Tensor:
-    crow = torch.zeros(num_rows + 1, dtype=torch.long, device=sorted_rows.device)
-    crow[1:] = torch.bincount(sorted_rows, minlength=num_rows).cumsum(0)
-    return crow
 
 
 def _spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor) -> Tensor:
