@@ -115,28 +115,33 @@ def test_metrics_are_reduced_on_the_training_device(monkeypatch):
     assert total.tolist() == [2.0, 4.0, 6.0] and total.device == values.device
 
 
-def test_the_watch_broadcasts_every_buffer_and_notes_a_failed_collective(monkeypatch):
+@pytest.mark.parametrize("rank", [0, 1])
+def test_the_watch_syncs_every_buffer_to_rank_0s_and_notes_a_failed_collective(monkeypatch, rank):
     """Single-process check of the mechanics (the two-process tests above run the real thing)."""
-    from wsfusion.train.distributed import CollectiveWatch
+    from wsfusion.train.distributed import CollectiveWatch, DistEnv
 
     model = torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    for b in model.buffers():
+        b.fill_(5)
     calls = []
 
-    def rank0_sends(tensor, src):  # what rank 0 holds arrives: here, 7 everywhere
-        calls.append((tensor.dtype, tensor.numel(), src))
-        tensor.fill_(7)
+    def sum_with_rank0_holding_7(tensor):  # the other rank contributes zeros, rank 0 its 7s
+        calls.append((tensor.dtype, tensor.numel(), bool((tensor == 0).all())))
+        tensor.zero_().add_(7)
 
-    monkeypatch.setattr("torch.distributed.broadcast", rank0_sends)
-    watch = CollectiveWatch()
-    watch.broadcast_buffers(model)
-    # One broadcast per dtype: running mean/var (float) and num_batches_tracked (long).
-    assert sorted(calls, key=str) == sorted([(torch.float32, 2 * (3 + 2), 0), (torch.int64, 2, 0)], key=str)
+    monkeypatch.setattr("torch.distributed.all_reduce", sum_with_rank0_holding_7)
+    watch = CollectiveWatch(DistEnv(rank=rank, world_size=2))
+    watch.sync_buffers(model)
+    # One all-reduce per dtype: running mean/var (float) and num_batches_tracked (long); a rank other
+    # than 0 contributes zeros, so the sum is rank 0's buffers.
+    assert sorted(calls, key=str) == sorted([(torch.float32, 2 * (3 + 2), rank != 0), (torch.int64, 2, rank != 0)],
+                                            key=str)
     assert all(bool((b == 7).all()) for b in model.buffers()) and not watch.failed
 
-    def lost_peer(tensor, src):
+    def lost_peer(tensor):
         raise RuntimeError("Application timeout caused pair closure")
 
-    monkeypatch.setattr("torch.distributed.broadcast", lost_peer)
+    monkeypatch.setattr("torch.distributed.all_reduce", lost_peer)
     with pytest.raises(RuntimeError, match="pair closure"):
-        watch.broadcast_buffers(model)
+        watch.sync_buffers(model)
     assert watch.failed

@@ -68,55 +68,38 @@ def all_reduce_sum(values: torch.Tensor, env: DistEnv, what: str,
 
 
 class CollectiveWatch:
-    """Knows whether a collective of the training step failed, so that a lost peer is told apart from
-    any other error by state, not by the exception's text (gloo reports a dead or stalled peer as a
-    plain ``RuntimeError`` whose message varies).
+    """Knows whether the collective that opens a training step failed, so that a lost peer is told
+    apart from any other error by state, not by the exception's text (gloo reports a dead or
+    stalled peer as a plain ``RuntimeError`` whose message varies).
 
-    The step's collectives are exactly two kinds, and both go through here: the buffer broadcast
-    before the forward pass (:meth:`broadcast_buffers`, used instead of DDP's own) and DDP's gradient
-    all-reduce (:meth:`allreduce_hook`, registered as its communication hook).
+    Every step starts with :meth:`sync_buffers` (used instead of DDP's own buffer broadcast): an
+    all-reduce that needs every rank, so a peer that died or stalled since the last step makes it
+    fail (after ``WSFUSION_DIST_TIMEOUT`` at most) and sets :attr:`failed`. A peer lost in the
+    middle of a step's backward pass surfaces as DDP's own error, unchanged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, env: DistEnv) -> None:
+        self.env = env
         self.failed = False
 
-    def broadcast_buffers(self, module: torch.nn.Module) -> None:
-        """Rank 0's buffers (e.g. BatchNorm running statistics) to every rank, one broadcast per dtype."""
+    def sync_buffers(self, module: torch.nn.Module) -> None:
+        """Every rank takes rank 0's buffers (e.g. BatchNorm running statistics), one all-reduce per dtype
+        (the other ranks contribute zeros: a broadcast that every rank must join)."""
         by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
         for buffer in module.buffers():
             by_dtype.setdefault(buffer.dtype, []).append(buffer)
         for buffers in by_dtype.values():
             flat = torch.cat([b.detach().reshape(-1) for b in buffers])
+            if self.env.rank != 0:
+                flat.zero_()
             try:
-                dist.broadcast(flat, src=0)
+                dist.all_reduce(flat)
             except Exception:
                 self.failed = True
                 raise
             with torch.no_grad():
                 for b, value in zip(buffers, flat.split([b.numel() for b in buffers])):
                     b.copy_(value.view_as(b))
-
-    def allreduce_hook(self, state, bucket):  # noqa: ANN001, ANN201 (DDP checks unannotated or real types)
-        """DDP's default gradient averaging, noting a failure (raised at once or through the future).
-
-        ``(state, bucket: dist.GradBucket) -> torch.futures.Future[Tensor]``, the comm-hook signature.
-        """
-        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
-
-        try:
-            future = allreduce_hook(None, bucket)
-        except Exception:
-            self.failed = True
-            raise
-
-        def checked(done):  # noqa: ANN001, ANN202
-            try:
-                return done.value()
-            except Exception:
-                self.failed = True
-                raise
-
-        return future.then(checked)
 
 
 def peer_failure(env: DistEnv, what: str, exc: BaseException) -> RuntimeError:

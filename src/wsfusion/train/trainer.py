@@ -326,23 +326,21 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train until the epoch budget or early stopping, then test the best model."""
         distributed.setup(self.env, self.device)
-        try:
-            return self._fit()
-        finally:
-            distributed.teardown(self.env)
+        result = self._fit()  # on a failure the group is not torn down: that waits for a stalled peer
+        distributed.teardown(self.env)
+        return result
 
     def _fit(self) -> dict[str, Any]:
         config = self.config
         model: nn.Module = self.model
-        watch = distributed.CollectiveWatch()
+        watch = distributed.CollectiveWatch(self.env)
         if self.env.enabled:
-            # Buffers are broadcast by the watch (before each forward), gradients averaged through its
-            # hook: a failed collective is then known by state, not guessed from gloo's message.
+            # Buffers are synced by the watch at the start of each step, a collective every rank must
+            # join: a peer lost since the last step is then known by state, not guessed from gloo's text.
             model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=config.modality_dropout > 0, **_NO_BUFFER_SYNC,
             )
-            model.register_comm_hook(None, watch.allreduce_hook)
         stopped_early = self._stop_early()
         if self.env.is_main and self.out is not None:
             # The metrics file always starts as the checkpoint's history (empty without one): a run
@@ -368,7 +366,7 @@ class Trainer:
                 labels = labels.to(self.device)
                 try:
                     if self.env.enabled:
-                        watch.broadcast_buffers(self.model)
+                        watch.sync_buffers(self.model)
                     logits = model(inputs, mask, input_mask)
                     loss = F.cross_entropy(logits, labels)
                     self.optimizer.zero_grad(set_to_none=True)
