@@ -5,6 +5,7 @@ r"""Structural metrics of a :class:`~wsfusion.graphs.CrossModalGraph` (scipy, ch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
 
     from wsfusion.graphs.graph import CrossModalGraph
 
-__all__ = ["stats"]
+__all__ = ["path_lengths", "stats"]
 
 
 def stats(
@@ -72,14 +73,13 @@ def stats(
           networkx's own defaults ``niter=100, nrand=10`` take more than
           15 minutes there).  sigma > 1 and omega near 0 mean small-world.
     """
-    import scipy.sparse
     from scipy.sparse import csgraph
 
     n = graph.num_nodes
     src, dst = graph._edge_index
     keep = src != dst
     s, d = src[keep].numpy(), dst[keep].numpy()
-    adj = scipy.sparse.csr_array((np.ones(s.shape[0], dtype=np.float64), (d, s)), shape=(n, n))
+    adj = _simple_adjacency(graph)
     num_edges = int(s.shape[0] // 2)
 
     deg = np.asarray(adj.sum(axis=1)).ravel()
@@ -93,7 +93,7 @@ def stats(
     connected = bool(num_components == 1)
     apl = None
     if path_length and connected:
-        apl = 0.0 if n == 1 else _average_path_length(adj)
+        apl = 0.0 if n == 1 else _bfs_summary(adj, np.arange(n), 256)[0] / (n * (n - 1))
 
     nm = graph._node_modality.numpy()
     ms, md = nm[s], nm[d]
@@ -130,16 +130,57 @@ def stats(
     return out
 
 
-def _average_path_length(adj: scipy.sparse.csr_array, chunk: int = 256) -> float:
-    """Average shortest path length of a connected undirected graph with ``N >= 2`` nodes."""
+def path_lengths(graph: CrossModalGraph, sources: Sequence[int] | np.ndarray | None = None,
+                 *, chunk: int = 256) -> dict[str, Any]:
+    r"""Average shortest path length and the longest shortest path from ``sources``, by BFS.
+
+    With every node as a source (the default) these are the exact average
+    shortest path length :math:`\ell` of :func:`stats` and the diameter; with
+    a sample of sources, estimates of both (the diameter from below). Self
+    loops are ignored.
+
+    Args:
+        graph (CrossModalGraph): the graph.
+        sources (Sequence[int], optional): BFS sources (default: all nodes).
+        chunk (int): sources per BFS batch (memory ``O(chunk N)``).
+
+    Returns:
+        dict with ``avg_path_length`` (float) and ``diameter`` (int), both
+        ``None`` when a source does not reach every node.
+    """
+    adj = _simple_adjacency(graph)
+    n = graph.num_nodes
+    sources = np.arange(n) if sources is None else np.asarray(sources)
+    if n < 2:
+        return {"avg_path_length": 0.0, "diameter": 0}
+    total, diameter = _bfs_summary(adj, sources, chunk)
+    if total is None:
+        return {"avg_path_length": None, "diameter": None}
+    return {"avg_path_length": total / (len(sources) * (n - 1)), "diameter": diameter}
+
+
+def _simple_adjacency(graph: CrossModalGraph) -> scipy.sparse.csr_array:
+    """The undirected adjacency without self loops (rows = targets)."""
+    import scipy.sparse
+
+    n = graph.num_nodes
+    src, dst = graph._edge_index
+    keep = src != dst
+    s, d = src[keep].numpy(), dst[keep].numpy()
+    return scipy.sparse.csr_array((np.ones(s.shape[0], dtype=np.float64), (d, s)), shape=(n, n))
+
+
+def _bfs_summary(adj: scipy.sparse.csr_array, sources: np.ndarray, chunk: int) -> tuple[int | None, int | None]:
+    """Sum of the BFS distances from ``sources`` and their maximum (``None`` when a node is unreachable)."""
     # BFS from every source in C (scipy), a chunk of sources at a time so memory
     # stays O(chunk * N) instead of O(N^2); exact integer sum, like networkx.
     from scipy.sparse import csgraph
 
-    n = adj.shape[0]
-    total = 0
-    for start in range(0, n, chunk):
-        dist = csgraph.shortest_path(adj, directed=False, unweighted=True, indices=np.arange(start, min(n, start + chunk)))
+    total, diameter = 0, 0
+    for start in range(0, len(sources), chunk):
+        dist = csgraph.shortest_path(adj, directed=False, unweighted=True, indices=sources[start:start + chunk])
+        if np.isinf(dist).any():
+            return None, None
         total += int(dist.sum())
-    return total / (n * (n - 1))
-
+        diameter = max(diameter, int(dist.max()))
+    return total, diameter
