@@ -64,21 +64,85 @@ def test_dense_reads_every_token():
     assert all(bool((inputs[m].grad[0].abs().sum(-1) > 0).all()) for m in CrossModalRelay.modalities)
 
 
+TINY = dict(epochs=1, train_samples=32, test_samples=16, layers=1, width=8, heads=2, batch_size=16, curriculum=())
+
+
 def test_rows_have_the_documented_schema():
-    rows = routing.run(tokens=(8,), topologies=("ws-0.3", "dense"), seeds=(0, 1), epochs=1, train_samples=32,
-                       test_samples=16, layers=1, width=8, heads=2, batch_size=16)
+    rows = routing.run(tokens=(8,), topologies=("ws-0.3", "dense"), seeds=(0, 1), **TINY)
     assert len(rows) == 4
     for row in rows:
         assert {"topology", "tokens", "seed", "test_acc", "avg_path_length", "diameter", "ms_per_step", "peak_mb",
-                "edges"} <= set(row)
+                "edges", "beta", "history", "config"} <= set(row)
         assert 0.0 <= row["test_acc"] <= 1.0 and row["ms_per_step"] > 0
+        # Scored as a sum of the predicted pair: a right pair is a right sum, never the other way round only.
+        assert row["test_acc"] >= row["train_label_acc"] and row["chance"] == 0.25
     json.dumps(rows)
     (dense,) = [r for r in routing.summary(rows) if r["topology"] == "dense"]
     assert dense["seeds"] == 2 and dense["test_acc_ci95"] is not None and dense["edges"] is None
 
 
 def test_unknown_topology():
-    with pytest.raises(ValueError, match=r"unknown topologies \['star'\]"):
-        routing.run(topologies=("star",))
+    with pytest.raises(ValueError, match=r"unknown topologies \['star', 'learned-1.5'\]"):
+        routing.run(topologies=("star", "learned-1.5"))
     with pytest.raises(ValueError, match="topology must be one of"):
         routing.build_topology("star", T, K, 0)
+
+
+def test_the_curriculum_trains_the_shorter_stages_first_on_the_same_topology(monkeypatch):
+    built = []
+    original = routing.build_topology
+    monkeypatch.setattr(routing, "build_topology", lambda *a: built.append(a[:2]) or original(*a))
+    row = routing.run_one("ws-0.1", 16, 0, **{**TINY, "epochs": 2, "curriculum": ((8, 1), (12, 2), (16, 5), (32, 1))})
+    assert [h["tokens"] for h in row["history"]] == [8, 12, 12, 16, 16]  # stages at or beyond T are skipped
+    assert {("ws-0.1", 8), ("ws-0.1", 12), ("ws-0.1", 16)} == set(built)
+
+
+def test_a_finished_sweep_is_reused_and_a_changed_one_is_not(tmp_path, monkeypatch):
+    out = tmp_path / "rows.json"
+    first = routing.run(tokens=(8,), topologies=("lattice",), seeds=(0, 1), out=out, **TINY)
+    assert [r["seed"] for r in routing.load_rows(out)] == [0, 1]
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a saved row was trained again")
+
+    monkeypatch.setattr(routing, "run_one", fail)
+    assert routing.run(tokens=(8,), topologies=("lattice",), seeds=(0, 1), out=out, **TINY) == first
+    with pytest.raises(AssertionError, match="trained again"):  # other options are another experiment
+        routing.run(tokens=(8,), topologies=("lattice",), seeds=(0,), out=out, **{**TINY, "lr": 0.01})
+
+
+def test_learned_beta_gets_a_gradient_keeps_one_beta_across_lengths_and_is_scored_on_a_ws_sample():
+    torch.manual_seed(0)
+    short, long = routing.build_topology("learned-0.3", 8, 4, 0), routing.build_topology("learned-0.3", 16, 4, 0)
+    model = routing.RoutingModel(8, 16, 2, 2, 4, short)
+    model.set_graph(long)
+    assert long.beta_logit is short.beta_logit
+    inputs = {m: torch.randn(3, 16, 8) for m in CrossModalRelay.modalities}
+    model(inputs).sum().backward()
+    assert short.beta_logit.grad is not None and short.beta_logit.grad.abs().item() > 0
+    model.eval()
+    graph = model._edges(torch.device("cpu"))
+    assert model.eval_graph is not None and graph[1] is None
+    # A seeded WS-like sample at beta 0.3 (not the lattice mode): most lattice edges and some shortcuts.
+    lattice = routing.build_topology("lattice", 16, 4, 0)
+    edges = set(map(tuple, model.eval_graph.edge_index.t().tolist()))
+    kept = len(edges & set(map(tuple, lattice.edge_index.t().tolist())))
+    assert 0.5 * lattice.num_edges < kept // 2 < lattice.num_edges and len(edges) // 2 > kept // 2
+    assert torch.equal(model._edges(torch.device("cpu"))[0], graph[0])  # the same graph every evaluation
+
+
+def test_a_learned_row_reports_its_final_beta():
+    row = routing.run_one("learned-0.5", 8, 0, **{**TINY, "topology_lr": 0.5})
+    assert row["beta"] == row["history"][-1]["beta"] != 0.5 and row["edges"] > 0
+
+
+def test_query_reach_counts_the_key_and_value_positions_within_l_hops():
+    graph = routing.build_topology("lattice", T, K, seed=0)
+    hops = nx.single_source_shortest_path_length(graph.to_networkx(), 2 * T)  # the query: audio token 0
+    for layers in (1, 3):
+        reach = routing.query_reach(graph, T, layers, num_classes=4)
+        key = sum(hops[i] <= layers for i in range(T)) / T
+        value = sum(hops[T + i] <= layers for i in range(T)) / T
+        assert reach["key_reach"] == pytest.approx(key) and reach["value_reach"] == pytest.approx(value)
+        assert reach["reach_bound"] == pytest.approx(key * value + (1 - key * value) / 4)
+    assert routing.query_reach(None, T, 1, 4) == {"key_reach": 1.0, "value_reach": 1.0, "reach_bound": 1.0}

@@ -37,7 +37,7 @@ def test_one_flagged_carrier_per_code_with_its_one_hot_code():
         assert label == (data.keys[i] + data.values[i]) % c
 
 
-@pytest.mark.parametrize("label", ["sum", "key"])
+@pytest.mark.parametrize("label", ["sum", "pair", "key"])
 @pytest.mark.parametrize("placement", ["random", "local"])
 def test_the_bayes_rule_is_always_right(label, placement):
     data = small(label=label, placement=placement, num_samples=200, noise_std=3.0)
@@ -66,6 +66,18 @@ def test_the_label_needs_both_codes_each_alone_is_at_chance():
     assert majority_rule_accuracy(key_only.keys, key_only.labels, key_only.keys, key_only.labels, c) == 1.0
 
 
+def test_the_pair_label_names_both_codes_and_maps_to_the_sum():
+    c = 5
+    pair, total = (CrossModalRelay("test", tokens=4, num_samples=500, num_classes=c, label=lab) for lab in ("pair", "sum"))
+    assert pair.num_labels == c * c and total.num_labels == c
+    assert torch.equal(pair.keys, total.keys) and torch.equal(pair.values, total.values)
+    assert torch.equal(pair.labels, pair.keys * c + pair.values)
+    assert torch.equal(pair.pair_to_sum(pair.labels), total.labels)
+    # Scored as a sum, a pair prediction that got one code right and the other wrong is wrong.
+    wrong_value = pair.keys * c + (pair.values + 1) % c
+    assert not (pair.pair_to_sum(wrong_value) == total.labels).any()
+
+
 def test_placements():
     far = CrossModalRelay(tokens=256, num_samples=2_000)
     assert far.key_position.max() > 200 and far.value_position.max() > 200 and far.key_position.min() < 50
@@ -87,7 +99,7 @@ def test_batches_and_shapes():
     [
         ({"feature_dim": 5, "num_classes": 4}, r"feature_dim must be an integer >= 6, got 5"),
         ({"num_classes": 1}, r"num_classes must be an integer >= 2, got 1"),
-        ({"label": "product"}, r"label must be one of \['sum', 'key'\], got 'product'"),
+        ({"label": "product"}, r"label must be one of \['sum', 'pair', 'key'\], got 'product'"),
         ({"placement": "near"}, r"placement must be one of \['random', 'local'\], got 'near'"),
         ({"local_window": 13}, r"local_window must be at most tokens \(12\), got 13"),
         ({"noise_std": 0}, r"noise_std must be a finite number > 0, got 0"),

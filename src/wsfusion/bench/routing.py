@@ -1,19 +1,36 @@
-"""Routing: does a graph carry a key and a value to a query token within a few layers? (``--suite routing``).
+r"""Routing: does a graph carry a key and a value to a query token within a few layers? (``--suite routing``).
 
 Every sparse topology gets the same edge budget (``N k / 2`` undirected edges over the
-``N = 3 T`` tokens of :class:`~wsfusion.data.CrossModalRelay`) and the same depth; ``dense``
-(all pairs, :class:`torch.nn.MultiheadAttention`) is the reference. The model is the same for
-all: a token projection plus a learned modality embedding, ``layers`` pre-norm blocks of
-attention (:class:`~wsfusion.nn.CrossModalAttentionConv` on the graph, or dense) and a
-feed-forward, and a linear classifier on the **query token's** final state only, so the codes
-must travel along the graph's edges to it.
+``N = 3 T`` tokens of :class:`~wsfusion.data.CrossModalRelay`, in expectation for the learned
+ones) and the same depth; ``dense`` (all pairs, :class:`torch.nn.MultiheadAttention`) is the
+reference. The model is the same for all: a token projection plus a learned modality
+embedding, ``layers`` pre-norm blocks of attention (:class:`~wsfusion.nn.CrossModalAttentionConv`
+on the graph, or dense) and a feed-forward, and a linear classifier on the **query token's**
+final state only, so the codes must travel along the graph's edges to it.
+
+Training protocol (the same for every topology; measured in ``docs/topology.md``):
+
+* **the pair label:** the model is trained to name both codes (``label="pair"``, :math:`C^2`
+  classes) and scored on their sum, :math:`(a + b) \bmod C`, through
+  :meth:`~wsfusion.data.CrossModalRelay.pair_to_sum`. Trained on the sum directly, even dense
+  attention stays at chance (the sum gives no gradient towards either code alone); scored as
+  a sum, a prediction is right beyond chance only when both codes reached the query token.
+* **a curriculum over the length:** :data:`DEFAULT_CURRICULUM` stages on short sequences
+  first (a multi-hop relay is learned where a few hops suffice, then carries over: no weight
+  depends on ``T``), then ``epochs`` at the target length. Without it, no sparse topology
+  learns even the one-code relay at ``T = 64`` while dense does.
+* **fresh samples every epoch** (``train_samples`` each), so no topology can memorise noise.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,31 +38,42 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wsfusion._io import atomic_write
 from wsfusion.bench._measure import peak_memory_mb
 from wsfusion.data import CrossModalRelay
 from wsfusion.graphs import CrossModalGraph, ring_lattice, token_graph
 from wsfusion.graphs._edges import decode_undirected, sample_non_edges, undirected_keys
 from wsfusion.graphs.builders import interleaved_ring_order
-from wsfusion.graphs.metrics import path_lengths
+from wsfusion.graphs.metrics import hop_distances, path_lengths
 from wsfusion.nn import CrossModalAttentionConv
+from wsfusion.topology import LearnableWSGraph
 
 #: Sparse topologies (same edge budget) and the dense reference.
 TOPOLOGIES = ("lattice", "ws-0.05", "ws-0.1", "ws-0.3", "ws-0.3-blocked", "random", "bigbird", "dense")
+#: Learned beta (``learned-<beta_init>``): a :class:`~wsfusion.topology.LearnableWSGraph` on the interleaved
+#: ring whose gates scale the attention (``edge_weight``); not run by default.
+LEARNED = ("learned-0.01", "learned-0.5")
+#: ``(tokens, epochs)`` stages trained before the target length (those shorter than it).
+DEFAULT_CURRICULUM = ((8, 20), (16, 4), (32, 4))
 #: Path statistics are exact up to this many nodes, estimated from this many BFS sources beyond.
 EXACT_PATHS_MAX_NODES, PATH_SOURCES = 4096, 512
 
 
-def build_topology(name: str, tokens: int, k: int, seed: int) -> CrossModalGraph | None:
+def build_topology(name: str, tokens: int, k: int, seed: int) -> CrossModalGraph | LearnableWSGraph | None:
     """The graph of a topology over ``3 * tokens`` tokens (``None`` for ``dense``), ``N k / 2`` edges each.
 
     ``lattice`` is the interleaved ring lattice (beta = 0), ``ws-<beta>`` Watts-Strogatz on the
     interleaved ring (``-blocked``: modality blocks on the ring), ``random`` beta = 1, and
     ``bigbird`` one global token (the middle ``text`` token, joined to every node), a ring
     window of ``k/2`` on the interleaved ring, and random pairs for the rest of the budget.
+    ``learned-<beta>`` is a :class:`~wsfusion.topology.LearnableWSGraph` starting at that beta
+    (``N k / 2`` edges in expectation).
     """
     counts = {m: tokens for m in CrossModalRelay.modalities}
     if name == "dense":
         return None
+    if name.startswith("learned-"):
+        return LearnableWSGraph(counts, k, float(name[len("learned-"):]), seed=seed, order="interleaved")
     if name == "lattice":
         return token_graph(counts, k=k, beta=0.0, seed=seed)
     if name == "random":
@@ -55,7 +83,7 @@ def build_topology(name: str, tokens: int, k: int, seed: int) -> CrossModalGraph
         return token_graph(counts, k=k, beta=float(beta), seed=seed, order=order or "interleaved")
     if name == "bigbird":
         return _bigbird(counts, k, seed)
-    raise ValueError(f"topology must be one of {list(TOPOLOGIES)}, got {name!r}")
+    raise ValueError(f"topology must be one of {list(TOPOLOGIES)} or learned-<beta in (0, 1)>, got {name!r}")
 
 
 def _bigbird(counts: dict[str, int], k: int, seed: int) -> CrossModalGraph:
@@ -74,6 +102,15 @@ def _bigbird(counts: dict[str, int], k: int, seed: int) -> CrossModalGraph:
                                            order="interleaved")
 
 
+def _known(name: str) -> bool:
+    if name in TOPOLOGIES:
+        return True
+    try:
+        return name.startswith("learned-") and 0.0 < float(name[len("learned-"):]) < 1.0
+    except ValueError:
+        return False
+
+
 def path_statistics(graph: CrossModalGraph | None, seed: int = 0) -> dict[str, Any]:
     """Average shortest path length and diameter (exact up to 4,096 nodes, else from 512 BFS sources)."""
     if graph is None:
@@ -84,15 +121,38 @@ def path_statistics(graph: CrossModalGraph | None, seed: int = 0) -> dict[str, A
     return {**path_lengths(graph, sources), "paths_exact": exact}
 
 
+def query_reach(graph: CrossModalGraph | None, tokens: int, layers: int, num_classes: int) -> dict[str, float]:
+    """What ``layers`` rounds of message passing on ``graph`` can deliver to the query token.
+
+    ``key_reach`` / ``value_reach``: the fraction of key (``visual``) / value (``text``) positions
+    within ``layers`` hops of the query token; ``reach_bound``: the accuracy of a perfect relay on
+    this graph under uniform random placement, right whenever both codes arrive and at chance
+    (``1 / num_classes``) otherwise: ``r_k r_v + (1 - r_k r_v) / C``.
+    """
+    if graph is None:
+        return {"key_reach": 1.0, "value_reach": 1.0, "reach_bound": 1.0}
+    modalities = CrossModalRelay.modalities
+    query_modality, position = CrossModalRelay.query
+    hops = hop_distances(graph, modalities.index(query_modality) * tokens + position)
+    key, value = ((hops[i * tokens:(i + 1) * tokens] <= layers).mean().item() for i in (0, 1))
+    both = key * value
+    return {"key_reach": key, "value_reach": value, "reach_bound": both + (1 - both) / num_classes}
+
+
 class RoutingModel(nn.Module):
-    """Token projection, ``layers`` pre-norm attention + feed-forward blocks, a classifier at the query token."""
+    """Token projection, ``layers`` pre-norm attention + feed-forward blocks, a classifier at the query token.
+
+    ``graph`` is ``None`` (dense attention), a :class:`~wsfusion.graphs.CrossModalGraph`, or a
+    :class:`~wsfusion.topology.LearnableWSGraph` whose gates (a sample in training, the fixed
+    :attr:`eval_graph` sample in evaluation) weight the attention over its candidate edges.
+    :meth:`set_graph` swaps the graph (a curriculum over lengths): no weight depends on it.
+    """
 
     def __init__(self, in_dim: int, width: int, heads: int, layers: int, num_classes: int,
-                 graph: CrossModalGraph | None) -> None:
+                 graph: CrossModalGraph | LearnableWSGraph | None) -> None:
         super().__init__()
         self.project = nn.Linear(in_dim, width)
         self.modality = nn.Embedding(len(CrossModalRelay.modalities), width)
-        self.graph = graph
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(2 * layers))
         if graph is None:
             self.attention = nn.ModuleList(nn.MultiheadAttention(width, heads, batch_first=True) for _ in range(layers))
@@ -101,16 +161,45 @@ class RoutingModel(nn.Module):
         self.ffn = nn.ModuleList(nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
                                  for _ in range(layers))
         self.classify = nn.Linear(width, num_classes)
+        self.graph: CrossModalGraph | LearnableWSGraph | None = None
+        self.eval_graph: CrossModalGraph | None = None
+        self.set_graph(graph)
+
+    def set_graph(self, graph: CrossModalGraph | LearnableWSGraph | None) -> None:
+        """Use ``graph`` from now on (a learnable one keeps the current ``beta_logit`` parameter, if any)."""
+        if (graph is None) != isinstance(self.attention[0], nn.MultiheadAttention):
+            raise ValueError("a dense model takes no graph, and a sparse one needs one")
+        if isinstance(graph, LearnableWSGraph) and isinstance(self.graph, LearnableWSGraph):
+            graph.beta_logit = self.graph.beta_logit  # one beta across lengths
+        self.graph, self.eval_graph = graph, None
+
+    def _edges(self, device: torch.device) -> tuple[Tensor, Tensor | None]:
+        graph = self.graph
+        if isinstance(graph, LearnableWSGraph):
+            if self.training:
+                return graph.edge_index, graph()
+            if self.eval_graph is None:  # one seeded WS sample at the current beta, not the mode (the lattice below 1/2)
+                generator = torch.Generator(device=graph.beta_logit.device).manual_seed(graph.seed)
+                self.eval_graph = graph.to_graph("sample", generator)
+            graph = self.eval_graph
+        return graph.edge_tensors(device)[0], None
+
+    def train(self, mode: bool = True) -> "RoutingModel":
+        self.eval_graph = None  # the learned beta moves in training: draw the evaluation graph again
+        return super().train(mode)
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         x = torch.cat([inputs[m] for m in CrossModalRelay.modalities], dim=1)  # blocked node ids
         tokens = inputs[CrossModalRelay.modalities[0]].shape[1]
         modality = torch.arange(len(CrossModalRelay.modalities), device=x.device).repeat_interleave(tokens)
         h = self.project(x) + self.modality(modality)
-        edge_index = None if self.graph is None else self.graph.edge_tensors(x.device)[0]
+        edge_index, edge_weight = (None, None) if self.graph is None else self._edges(x.device)
         for i, (attention, ffn) in enumerate(zip(self.attention, self.ffn)):
             z = self.norms[2 * i](h)
-            h = h + (attention(z, z, z, need_weights=False)[0] if edge_index is None else attention(z, edge_index))
+            if edge_index is None:
+                h = h + attention(z, z, z, need_weights=False)[0]
+            else:
+                h = h + attention(z, edge_index, edge_weight=edge_weight)
             h = h + ffn(self.norms[2 * i + 1](h))
         query_modality, position = CrossModalRelay.query
         return self.classify(h[:, CrossModalRelay.modalities.index(query_modality) * tokens + position])
@@ -124,68 +213,168 @@ def _batches(data: CrossModalRelay, batch_size: int, generator: torch.Generator 
                torch.stack([y for _, y in items]))
 
 
-def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 4, width: int = 64, heads: int = 4,
-            epochs: int = 10, train_samples: int = 4000, test_samples: int = 1000, num_classes: int = 4,
-            label: str = "sum", placement: str = "random", lr: float = 1e-3, batch_size: int = 32,
-            device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Train one model on :class:`CrossModalRelay` and report accuracy, graph statistics and cost."""
+def _beta(graph: CrossModalGraph | LearnableWSGraph | None) -> float | None:
+    if isinstance(graph, LearnableWSGraph):
+        return graph.mean_beta()
+    return None if graph is None else graph.beta
+
+
+def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 4, width: int = 32, heads: int = 4,
+            epochs: int = 6, train_samples: int = 2000, test_samples: int = 1000, num_classes: int = 4,
+            label: str = "sum", placement: str = "random",
+            curriculum: tuple[tuple[int, int], ...] = DEFAULT_CURRICULUM, lr: float = 1e-3,
+            topology_lr: float = 0.01, batch_size: int = 32, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Train one model on :class:`~wsfusion.data.CrossModalRelay` and report accuracy, graph statistics and cost.
+
+    ``label="sum"`` trains on the pair label and scores the sum (module docstring); ``"pair"`` and
+    ``"key"`` train and score that label. The curriculum's stages shorter than ``tokens`` come first,
+    each on the same topology rebuilt for its length. ``topology_lr`` is the learned beta's own
+    learning rate. ``ms_per_step`` is the median over the target-length steps.
+    """
+    if not _known(topology):
+        raise ValueError(f"topology must be one of {list(TOPOLOGIES)} or learned-<beta in (0, 1)>, got {topology!r}")
     device = torch.device(device)
     torch.manual_seed(seed)
-    data = {split: CrossModalRelay(split, tokens=tokens, num_samples=n, num_classes=num_classes, label=label,
-                                   placement=placement, seed=seed)
-            for split, n in (("train", train_samples), ("test", test_samples))}
+    train_label = "pair" if label == "sum" else label
+    stages = [(t, e) for t, e in curriculum if t < tokens] + [(tokens, epochs)]
+
+    def split(name: str, length: int, n: int, data_seed: int, lab: str) -> CrossModalRelay:
+        return CrossModalRelay(name, tokens=length, num_samples=n, num_classes=num_classes, label=lab,
+                               placement=placement, local_window=min(2, length), seed=data_seed)
+
+    test = split("test", tokens, test_samples, seed, train_label)
     graph = build_topology(topology, tokens, k, seed)
-    model = RoutingModel(data["train"].feature_dim, width, heads, layers, num_classes, graph).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    first = build_topology(topology, stages[0][0], k, seed)
+    model = RoutingModel(test.feature_dim, width, heads, layers, test.num_labels, first).to(device)
+    learned = isinstance(first, LearnableWSGraph)
+    topology_params = [first.beta_logit] if learned else []
+    others = [p for p in model.parameters() if all(p is not q for q in topology_params)]
+    optimizer = torch.optim.AdamW([{"params": others, "lr": lr},
+                                   {"params": topology_params, "lr": topology_lr, "weight_decay": 0.0}])
     generator = torch.Generator().manual_seed(seed)
     step_ms: list[float] = []
+    history: list[dict[str, Any]] = []
 
-    def step(inputs: dict[str, Tensor], labels: Tensor) -> None:
+    def step(inputs: dict[str, Tensor], labels: Tensor) -> float:
         loss = F.cross_entropy(model(inputs), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return float(loss.detach())
 
-    for _ in range(epochs):
-        model.train()
-        for inputs, labels in _batches(data["train"], batch_size, generator):
-            inputs, labels = {m: x.to(device) for m, x in inputs.items()}, labels.to(device)
-            start = time.perf_counter()
-            step(inputs, labels)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            step_ms.append((time.perf_counter() - start) * 1e3)
+    epoch_index = 0
+    for length, stage_epochs in stages:
+        if length != stages[0][0]:
+            model.set_graph(graph if length == tokens else build_topology(topology, length, k, seed))
+            model.to(device)
+        for _ in range(stage_epochs):
+            model.train()
+            losses = []
+            # fresh samples every epoch; train seeds never meet the test split's (seed, "test") stream
+            data = split("train", length, train_samples, seed * 1_000_003 + epoch_index + 1, train_label)
+            for inputs, labels in _batches(data, batch_size, generator):
+                inputs, labels = {m: x.to(device) for m, x in inputs.items()}, labels.to(device)
+                start = time.perf_counter()
+                losses.append(step(inputs, labels))
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if length == tokens:
+                    step_ms.append((time.perf_counter() - start) * 1e3)
+            history.append({"tokens": length, "train_loss": statistics.mean(losses), "beta": _beta(model.graph)})
+            epoch_index += 1
     model.eval()
-    correct = 0
+    correct = correct_label = 0
     with torch.no_grad():
-        for inputs, labels in _batches(data["test"], 256, None):
-            correct += int((model({m: x.to(device) for m, x in inputs.items()}).argmax(-1).cpu() == labels).sum())
-    sample, labels = next(_batches(data["train"], batch_size, None))
+        for inputs, labels in _batches(test, 256, None):
+            predicted = model({m: x.to(device) for m, x in inputs.items()}).argmax(-1).cpu()
+            correct_label += int((predicted == labels).sum())
+            if label == "sum":
+                predicted, labels = test.pair_to_sum(predicted), test.pair_to_sum(labels)
+            correct += int((predicted == labels).sum())
+    evaluated = model.eval_graph if learned else graph
+    beta = _beta(model.graph if learned else graph)
+    sample, labels = next(_batches(test, batch_size, None))
     sample, labels = {m: x.to(device) for m, x in sample.items()}, labels.to(device)
-    peak = peak_memory_mb({"step": lambda: step(sample, labels)}, device)["step"]
+    model.train()
+
+    def forward_backward() -> None:  # a training step's memory, without changing the model it reports on
+        F.cross_entropy(model(sample), labels).backward()
+        optimizer.zero_grad(set_to_none=True)
+
+    peak = peak_memory_mb({"step": forward_backward}, device)["step"]
     return {
         "topology": topology, "tokens": tokens, "nodes": 3 * tokens, "seed": seed,
-        "edges": None if graph is None else graph.num_edges, "k": k, "layers": layers,
-        "test_acc": correct / len(data["test"]),
-        **path_statistics(graph, seed),
+        "edges": None if evaluated is None else evaluated.num_edges, "k": k, "layers": layers,
+        "test_acc": correct / len(test), "train_label_acc": correct_label / len(test),
+        "chance": 1 / num_classes,
+        **path_statistics(evaluated, seed),
+        **(query_reach(evaluated, tokens, layers, num_classes) if placement == "random" else {}),
+        "beta": beta,
         "ms_per_step": statistics.median(step_ms) if step_ms else math.nan,
         "peak_mb": peak,
-        "label": label, "placement": placement, "epochs": epochs,
+        "label": label, "placement": placement, "epochs": epochs, "history": history,
+        "config": {"k": k, "layers": layers, "width": width, "heads": heads, "epochs": epochs,
+                   "train_samples": train_samples, "test_samples": test_samples, "num_classes": num_classes,
+                   "label": label, "placement": placement, "curriculum": [list(s) for s in curriculum], "lr": lr,
+                   "topology_lr": topology_lr, "batch_size": batch_size},
     }
 
 
-DEFAULT_TOKENS = (64, 256, 1024, 4096)
+DEFAULT_TOKENS = (16, 64, 256)
 QUICK = dict(tokens=(16,), topologies=("lattice", "ws-0.3", "bigbird", "dense"), seeds=(0,), epochs=1,
-             train_samples=128, test_samples=64, layers=2)
+             train_samples=128, test_samples=64, layers=2, curriculum=((8, 1),))
+
+
+_RUN_ONE_DEFAULTS = {name: p.default for name, p in inspect.signature(run_one).parameters.items()
+                     if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "device"}
+
+
+def _config(options: dict[str, Any]) -> dict[str, Any]:
+    """The ``config`` a row of :func:`run_one` gets for these options (defaults filled in)."""
+    unknown = sorted(set(options) - set(_RUN_ONE_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown run_one options {unknown}; expected some of {sorted(_RUN_ONE_DEFAULTS)}")
+    config = {**_RUN_ONE_DEFAULTS, **options}
+    config["curriculum"] = [list(s) for s in config["curriculum"]]
+    return config
+
+
+def load_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows saved by :func:`run` with ``out=path`` (``[]`` if there is none yet)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else []
 
 
 def run(tokens: tuple[int, ...] = DEFAULT_TOKENS, topologies: tuple[str, ...] = TOPOLOGIES,
-        seeds: tuple[int, ...] = (0, 1, 2, 3, 4), device: str | torch.device = "cpu", **options: Any) -> list[dict[str, Any]]:
-    """One row per (topology, tokens, seed); options go to :func:`run_one`."""
-    unknown = [t for t in topologies if t not in TOPOLOGIES]
+        seeds: tuple[int, ...] = (0, 1, 2, 3, 4), device: str | torch.device = "cpu",
+        out: str | Path | None = None, progress: bool = False, **options: Any) -> list[dict[str, Any]]:
+    """One row per (tokens, topology, seed); options go to :func:`run_one`.
+
+    With ``out`` (a JSON file) every finished row is saved at once (atomically) and rows already
+    there with the same topology, tokens, seed and options are reused, so a killed sweep resumes
+    where it stopped. ``progress`` prints one line per row to stderr.
+    """
+    unknown = [t for t in topologies if not _known(t)]
     if unknown:
-        raise ValueError(f"unknown topologies {unknown}; expected some of {list(TOPOLOGIES)}")
-    return [run_one(t, n, s, device=device, **options) for n in tokens for t in topologies for s in seeds]
+        raise ValueError(f"unknown topologies {unknown}; expected some of {list(TOPOLOGIES)} or learned-<beta>")
+    config = _config(options)
+    saved = load_rows(out) if out is not None else []
+    rows = []
+    for n in tokens:
+        for t in topologies:
+            for s in seeds:
+                cached = [r for r in saved if (r["topology"], r["tokens"], r["seed"]) == (t, n, s)
+                          and r.get("config") == config]
+                row = cached[0] if cached else run_one(t, n, s, device=device, **options)
+                rows.append(row)
+                if not cached and out is not None:
+                    saved.append(row)
+                    text = json.dumps(saved, indent=1).encode()
+                    atomic_write(out, lambda f: f.write(text))
+                if progress:
+                    print(f"routing {t} T={n} seed={s}: test acc {row['test_acc']:.3f}"
+                          + (" (saved)" if cached else ""), file=sys.stderr, flush=True)
+    return rows
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -200,8 +389,18 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         accs = [r["test_acc"] for r in group]
         half = (stats.t.ppf(0.975, len(accs) - 1) * statistics.stdev(accs) / math.sqrt(len(accs))
                 if len(accs) > 1 else None)
+        betas = [r.get("beta") for r in group]
+
+        def mean(key: str) -> float | None:
+            values = [r.get(key) for r in group]
+            return None if None in values else statistics.mean(values)
+
         out.append({"tokens": tokens, "topology": topology, "seeds": len(accs), "test_acc": statistics.mean(accs),
-                    "test_acc_ci95": half, "edges": group[0]["edges"], "avg_path_length": group[0]["avg_path_length"],
-                    "diameter": group[0]["diameter"], "ms_per_step": statistics.median(r["ms_per_step"] for r in group),
-                    "peak_mb": group[0]["peak_mb"]})
+                    "test_acc_ci95": half, "edges": group[0]["edges"],
+                    "avg_path_length": mean("avg_path_length"), "diameter": max(r["diameter"] or math.inf for r in group),
+                    "reach_bound": mean("reach_bound"),
+                    "beta": None if None in betas else statistics.mean(betas),
+                    "ms_per_step": statistics.median(r["ms_per_step"] for r in group),
+                    "peak_mb": statistics.median(r["peak_mb"] for r in group if r["peak_mb"] is not None)
+                    if any(r["peak_mb"] is not None for r in group) else None})
     return out

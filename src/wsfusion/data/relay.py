@@ -14,8 +14,9 @@ __all__ = ["CrossModalRelay", "RELAY_MODALITIES", "RELAY_LABELS", "RELAY_PLACEME
 
 #: The key's, the value's and the query's modality, in that order.
 RELAY_MODALITIES = ("visual", "text", "audio")
-#: ``"sum"``: label = (key + value) mod C (needs both); ``"key"``: label = key (one source, for calibration).
-RELAY_LABELS = ("sum", "key")
+#: ``"sum"``: (key + value) mod C (needs both; each alone is at chance); ``"pair"``: key * C + value (C**2
+#: classes, both codes as targets: the training label whose argmax decodes to the sum); ``"key"``: the key alone.
+RELAY_LABELS = ("sum", "pair", "key")
 #: Where the key and value tokens sit: anywhere, or next to the query's position.
 RELAY_PLACEMENTS = ("random", "local")
 
@@ -42,9 +43,16 @@ class CrossModalRelay(Dataset):
     The label is :math:`y = (a + b) \bmod C` (``label="sum"``), with
     :math:`a` and :math:`b` uniform and independent, so each code alone says
     nothing about :math:`y`: for every fixed :math:`a`, :math:`y` takes each
-    value with probability :math:`1/C`. ``label="key"`` (:math:`y = a`) is
-    the one-source variant used to calibrate a model before comparing
-    topologies. The prediction is to be read from the **query token**, the
+    value with probability :math:`1/C`. ``label="pair"``
+    (:math:`y = aC + b`, :attr:`num_labels` :math:`= C^2` classes) names both
+    codes; :meth:`pair_to_sum` maps it to the sum. It is the label to *train*
+    on: the sum offers a gradient no first-order signal (neither code alone
+    changes the expected loss, so attention has no reason to find either
+    token until it finds both; dense attention stays at chance on it, see
+    ``docs/topology.md``), while a pair classifier is rewarded for each code
+    it routes. Scored as a sum, a pair prediction is still right only when
+    both codes arrived (one alone leaves it at chance). ``label="key"``
+    (:math:`y = a`) is the one-source variant. The prediction is to be read from the **query token**, the
     first ``audio`` token (:attr:`query`), not from a pool over all tokens,
     so that the two codes have to travel along a graph's edges to it.
 
@@ -79,7 +87,8 @@ class CrossModalRelay(Dataset):
             :math:`C + 2`. (default: :obj:`16`)
         noise_std (float, optional): Std of the noise channels.
             (default: :obj:`1.0`)
-        label (str, optional): ``"sum"`` or ``"key"``, see above.
+        label (str, optional): ``"sum"``, ``"pair"`` or ``"key"``, see
+            above.
             (default: :obj:`"sum"`)
         placement (str, optional): ``"random"`` or ``"local"``.
             (default: :obj:`"random"`)
@@ -143,12 +152,22 @@ class CrossModalRelay(Dataset):
         keys, values = rng.integers(0, c, size=n), rng.integers(0, c, size=n)
         span = self.tokens if placement == "random" else self.local_window
         key_position, value_position = rng.integers(0, span, size=n), rng.integers(0, span, size=n)
-        labels = (keys + values) % c if label == "sum" else keys
+        labels = {"sum": (keys + values) % c, "pair": keys * c + values, "key": keys}[label]
         self.keys, self.values, self.labels = (torch.from_numpy(a.astype(np.int64)) for a in (keys, values, labels))
         self.key_position = torch.from_numpy(key_position.astype(np.int64))
         self.value_position = torch.from_numpy(value_position.astype(np.int64))
         # One independent noise stream per item (entropy = seed, split, index).
         self._item_seeds = rng.integers(0, 2**63 - 1, size=n, dtype=np.int64)
+
+    @property
+    def num_labels(self) -> int:
+        """Classes of :attr:`label`: :math:`C^2` for ``"pair"``, else :math:`C`."""
+        return self.num_classes**2 if self.label == "pair" else self.num_classes
+
+    def pair_to_sum(self, pair: Tensor) -> Tensor:
+        r"""Map ``"pair"`` labels (or predictions) :math:`aC + b` to ``"sum"`` labels :math:`(a + b) \bmod C`."""
+        c = self.num_classes
+        return (pair // c + pair % c) % c
 
     def __len__(self) -> int:
         return self.num_samples
@@ -185,7 +204,7 @@ class CrossModalRelay(Dataset):
             token = x[torch.arange(x.shape[0]), carrier]
             codes.append(token[:, :c].argmax(dim=1))
         key, value = codes
-        return (key + value) % c if self.label == "sum" else key
+        return {"sum": (key + value) % c, "pair": key * c + value, "key": key}[self.label]
 
     def __repr__(self) -> str:
         return (

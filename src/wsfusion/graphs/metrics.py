@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
 
     from wsfusion.graphs.graph import CrossModalGraph
 
-__all__ = ["path_lengths", "stats"]
+__all__ = ["hop_distances", "path_lengths", "stats"]
 
 
 def stats(
@@ -157,6 +157,26 @@ def path_lengths(graph: CrossModalGraph, sources: Sequence[int] | np.ndarray | N
     if total is None:
         return {"avg_path_length": None, "diameter": None}
     return {"avg_path_length": total / (len(sources) * (n - 1)), "diameter": diameter}
+
+
+def hop_distances(graph: CrossModalGraph, source: int) -> np.ndarray:
+    r"""Hops from ``source`` to every node (``inf`` where unreachable), by BFS on the undirected graph.
+
+    A message-passing model with :math:`L` layers reads, at ``source``, exactly
+    the nodes with ``hop_distances(graph, source) <= L``.
+
+    Args:
+        graph (CrossModalGraph): the graph.
+        source (int): the node to measure from.
+
+    Returns:
+        ``[N]`` float array of hop counts (0 at ``source``).
+    """
+    from scipy.sparse import csgraph
+
+    if not 0 <= source < graph.num_nodes:
+        raise ValueError(f"source must be a node id in [0, {graph.num_nodes}), got {source!r}")
+    return csgraph.shortest_path(_simple_adjacency(graph), directed=False, unweighted=True, indices=[source])[0]
 
 
 def _simple_adjacency(graph: CrossModalGraph) -> scipy.sparse.csr_array:
