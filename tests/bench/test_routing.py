@@ -146,3 +146,30 @@ def test_query_reach_counts_the_key_and_value_positions_within_l_hops():
         assert reach["key_reach"] == pytest.approx(key) and reach["value_reach"] == pytest.approx(value)
         assert reach["reach_bound"] == pytest.approx(key * value + (1 - key * value) / 4)
     assert routing.query_reach(None, T, 1, 4) == {"key_reach": 1.0, "value_reach": 1.0, "reach_bound": 1.0}
+
+
+def test_cost_rows_measure_a_training_step_and_skip_dense_beyond_the_limit():
+    rows = routing.cost(tokens=(8, 16), topologies=("ws-0.3", "dense"), max_dense_tokens=8, reps=1, layers=1,
+                        width=8, heads=2, batch_size=4)
+    assert [(r["topology"], r["tokens"]) for r in rows] == [("ws-0.3", 8), ("dense", 8), ("ws-0.3", 16), ("dense", 16)]
+    for row in rows[:3]:
+        assert row["ms_per_step"] > 0 and 0.25 <= row["reach_bound"] <= 1.0 and row["batch_size"] == 4
+    assert rows[1]["edges"] is None and rows[1]["reach_bound"] == 1.0
+    assert rows[3]["ms_per_step"] is None and "beyond 8 tokens" in rows[3]["skipped"]
+    json.dumps(rows)
+
+
+def test_the_report_script_reads_saved_rows_and_draws_the_plot(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "run_routing.py"
+    spec = importlib.util.spec_from_file_location("run_routing", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    routing.run(tokens=(8,), topologies=("lattice", "dense"), seeds=(0, 1), out=tmp_path / "rows-random.json", **TINY)
+    (tmp_path / "cost.json").write_text(json.dumps(routing.cost(tokens=(8,), topologies=("lattice", "dense"), reps=1,
+                                                                  layers=1, width=8, heads=2, batch_size=4)))
+    text = script.report(tmp_path)
+    assert "### random" in text and "| 8 | `lattice` | 96 |" in text and "### cost per training step" in text
+    assert (tmp_path / "routing.png").stat().st_size > 10_000

@@ -6,11 +6,13 @@ import math
 
 import networkx as nx
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsfusion.graphs import ORDERS, CrossModalGraph, ws_cross_modal_graph
+from wsfusion.graphs.metrics import hop_distances
 
 NAMES = ("visual", "text", "audio", "depth", "imu")
 
@@ -225,3 +227,24 @@ def test_rewired_graph_has_the_same_edge_count_as_networkx() -> None:
     g = ws_cross_modal_graph({"a": 3, "b": 2}, k=4, beta=1.0, seed=3)
     assert g.num_edges == 10 == nx.watts_strogatz_graph(5, 4, 1.0, seed=3).number_of_edges()
     assert np.array_equal(g.to_dense_mask().numpy(), nx.to_numpy_array(nx.complete_graph(5)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(graph_args(max_per_modality=25), st.integers(0, 10**6))
+def test_hop_distances_agree_with_networkx(args: dict, pick: int) -> None:
+    g = _build(args)
+    source = pick % g.num_nodes
+    G = nx.Graph()
+    G.add_nodes_from(range(g.num_nodes))
+    G.add_edges_from(g.edge_index.t().tolist())
+    expected = nx.single_source_shortest_path_length(G, source)
+    hops = hop_distances(g, source)
+    assert hops.shape == (g.num_nodes,) and hops[source] == 0
+    for node in range(g.num_nodes):
+        assert hops[node] == expected.get(node, math.inf)
+
+
+def test_hop_distances_names_a_bad_source() -> None:
+    g = ws_cross_modal_graph({"visual": 4, "audio": 4}, 2, 0.0)
+    with pytest.raises(ValueError, match=r"source must be a node id in \[0, 8\), got 8"):
+        hop_distances(g, 8)

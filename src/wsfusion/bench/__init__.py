@@ -83,16 +83,23 @@ def _routing_run(device: str = "cpu", quick: bool = False) -> dict[str, Any]:
     from wsfusion.bench import routing
 
     rows = routing.run(device=device, **(routing.QUICK if quick else {}))
-    return {"rows": rows, "summary": routing.summary(rows)}
+    cost = (routing.cost(tokens=(16,), reps=1, layers=routing.QUICK["layers"], device=device) if quick
+            else routing.cost(device=device))
+    return {"rows": rows, "summary": routing.summary(rows), "cost": cost}
 
 
 def _routing_table(results: dict[str, Any]) -> str:
     body = [[f"{r['tokens']:,}", r["topology"], "-" if r["edges"] is None else f"{r['edges']:,}",
              "-" if r["avg_path_length"] is None else f"{r['avg_path_length']:.2f}", str(r["diameter"]),
+             "-" if r["reach_bound"] is None else f"{r['reach_bound']:.3f}",
              f"{r['test_acc']:.3f}" + ("" if r["test_acc_ci95"] is None else f" ± {r['test_acc_ci95']:.3f}"),
              r["seeds"], _ms(r["ms_per_step"]), _mb(r["peak_mb"])] for r in results["summary"]]
-    return format_table(["tokens", "topology", "edges", "avg path", "diameter", "test acc (95% CI)", "seeds",
-                         "ms/step", "peak MB"], body)
+    accuracy = format_table(["tokens", "topology", "edges", "avg path", "diameter", "reach bound", "test acc (95% CI)",
+                             "seeds", "ms/step", "peak MB"], body)
+    cost = format_table(["tokens", "topology", "ms/step", "peak MB", "reach bound"],
+                        [[f"{r['tokens']:,}", r["topology"], _ms(r["ms_per_step"]), _mb(r["peak_mb"]),
+                          "-" if r.get("reach_bound") is None else f"{r['reach_bound']:.3f}"] for r in results["cost"]])
+    return f"{accuracy}\n\ncost per training step (untrained weights):\n\n{cost}"
 
 
 def _topology_table(results: dict[str, Any]) -> str:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wsfusion._io import atomic_write
-from wsfusion.bench._measure import peak_memory_mb
+from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
 from wsfusion.data import CrossModalRelay
 from wsfusion.graphs import CrossModalGraph, ring_lattice, token_graph
 from wsfusion.graphs._edges import decode_undirected, sample_non_edges, undirected_keys
@@ -220,7 +220,7 @@ def _beta(graph: CrossModalGraph | LearnableWSGraph | None) -> float | None:
 
 
 def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 4, width: int = 32, heads: int = 4,
-            epochs: int = 6, train_samples: int = 2000, test_samples: int = 1000, num_classes: int = 4,
+            epochs: int = 10, train_samples: int = 2000, test_samples: int = 1000, num_classes: int = 4,
             label: str = "sum", placement: str = "random",
             curriculum: tuple[tuple[int, int], ...] = DEFAULT_CURRICULUM, lr: float = 1e-3,
             topology_lr: float = 0.01, batch_size: int = 32, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -404,3 +404,92 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "peak_mb": statistics.median(r["peak_mb"] for r in group if r["peak_mb"] is not None)
                     if any(r["peak_mb"] is not None for r in group) else None})
     return out
+
+
+COST_TOKENS = (64, 256, 1024, 4096)
+
+
+def step_cost(topology: str, tokens: int, *, k: int = 8, layers: int = 4, width: int = 32, heads: int = 4,
+              num_classes: int = 4, batch_size: int = 32, reps: int = 3, device: str | torch.device = "cpu",
+              seed: int = 0) -> dict[str, Any]:
+    """Milliseconds (median of ``reps``) and peak extra MB of one training step of :class:`RoutingModel`.
+
+    The same model, batch and optimizer as :func:`run_one` on untrained weights and random relay inputs:
+    cost does not depend on what the weights learned, so it can be measured at lengths where training
+    every topology is out of reach. Graph statistics and query reach come with it.
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    data = CrossModalRelay("test", tokens=tokens, num_samples=batch_size, num_classes=num_classes, label="pair",
+                           seed=seed)
+    graph = build_topology(topology, tokens, k, seed)
+    model = RoutingModel(data.feature_dim, width, heads, layers, data.num_labels, graph).to(device)
+    optimizer = torch.optim.AdamW(model.parameters())
+    inputs, labels = next(_batches(data, batch_size, None))
+    inputs, labels = {m: x.to(device) for m, x in inputs.items()}, labels.to(device)
+
+    def step() -> None:
+        loss = F.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    ms = interleaved_medians({"step": step}, reps, device, warmup=1)["step"]
+    evaluated = graph.to_graph("sample", torch.Generator().manual_seed(seed)) if isinstance(graph, LearnableWSGraph) else graph
+    return {"topology": topology, "tokens": tokens, "nodes": 3 * tokens, "batch_size": batch_size,
+            "edges": None if evaluated is None else evaluated.num_edges, "ms_per_step": ms,
+            "peak_mb": peak_memory_mb({"step": step}, device)["step"],
+            **path_statistics(evaluated, seed), **query_reach(evaluated, tokens, layers, num_classes)}
+
+
+def cost(tokens: tuple[int, ...] = COST_TOKENS, topologies: tuple[str, ...] = ("lattice", "ws-0.3", "bigbird", "dense"),
+         max_dense_tokens: int | None = 1024, **options: Any) -> list[dict[str, Any]]:
+    """:func:`step_cost` per (tokens, topology); ``dense`` beyond ``max_dense_tokens`` is skipped (a row with
+    ``ms_per_step=None`` and ``skipped`` saying why), as its quadratic time is out of a CPU run's reach."""
+    rows = []
+    for n in tokens:
+        for t in topologies:
+            if t == "dense" and max_dense_tokens is not None and n > max_dense_tokens:
+                rows.append({"topology": t, "tokens": n, "nodes": 3 * n, "ms_per_step": None, "peak_mb": None,
+                             "skipped": f"dense beyond {max_dense_tokens} tokens per modality"})
+            else:
+                rows.append(step_cost(t, n, **options))
+    return rows
+
+
+def plot(summary_rows: list[dict[str, Any]], path: str | Path, cost_rows: list[dict[str, Any]] | None = None) -> None:
+    """Accuracy vs tokens per topology (with each graph's perfect-relay bound, dashed) and, with ``cost_rows``,
+    milliseconds per training step vs tokens; one PNG."""
+    from matplotlib.figure import Figure
+
+    panels = 2 if cost_rows else 1
+    fig = Figure(figsize=(6 * panels, 4.2))
+    ax = fig.add_subplot(1, panels, 1)
+    names = list(dict.fromkeys(r["topology"] for r in summary_rows))
+    for i, name in enumerate(names):
+        rows = sorted((r for r in summary_rows if r["topology"] == name), key=lambda r: r["tokens"])
+        x = [r["tokens"] for r in rows]
+        color = f"C{i % 10}"
+        ax.errorbar(x, [r["test_acc"] for r in rows], yerr=[r["test_acc_ci95"] or 0.0 for r in rows], marker="o",
+                    capsize=3, color=color, label=name)
+        if all(r.get("reach_bound") is not None for r in rows) and name != "dense":
+            ax.plot(x, [r["reach_bound"] for r in rows], linestyle="--", color=color, alpha=0.6)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("tokens per modality T")
+    ax.set_ylabel("test accuracy (sum label)")
+    ax.set_title("relay accuracy (dashed: perfect relay on the graph)")
+    ax.legend(fontsize=7)
+    if cost_rows:
+        ax = fig.add_subplot(1, 2, 2)
+        for i, name in enumerate(dict.fromkeys(r["topology"] for r in cost_rows)):
+            rows = sorted((r for r in cost_rows if r["topology"] == name and r["ms_per_step"] is not None),
+                          key=lambda r: r["tokens"])
+            ax.plot([r["tokens"] for r in rows], [r["ms_per_step"] for r in rows], marker="o", label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("tokens per modality T")
+        ax.set_ylabel("ms per training step")
+        ax.set_title("cost per step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -1,0 +1,89 @@
+"""The routing experiment (issue 12): relay accuracy per topology and length, step cost, learned beta.
+
+Training rows go to one resumable JSON file per task variant (rows are reused when topology,
+length, seed and every option match), so the sweep can be killed and rerun, and two processes
+can share it by taking different seeds or topologies; ``report`` then reads the files back.
+
+    python benchmarks/run_routing.py train --tokens 64 --seeds 0,1,2 &            # one core each
+    python benchmarks/run_routing.py train --tokens 64 --seeds 3,4
+    python benchmarks/run_routing.py train --tokens 64 --placement local --topologies learned-0.01,learned-0.5
+    python benchmarks/run_routing.py cost                                          # ms/step and memory to 4,096
+    python benchmarks/run_routing.py report                                        # tables (markdown) and plot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from wsfusion._io import atomic_write
+from wsfusion.bench import routing
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "results" / "routing"
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(","))
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def report(out: Path) -> str:
+    """Markdown tables of every saved variant and the cost sweep; writes ``routing.png``."""
+    parts = []
+    cost_path = out / "cost.json"
+    cost_rows = json.loads(cost_path.read_text()) if cost_path.exists() else None
+    for path in sorted(out.glob("rows-*.json")):
+        rows = routing.load_rows(path)
+        summary = sorted(routing.summary(rows), key=lambda r: (r["tokens"], r["topology"]))
+        parts.append(f"### {path.stem[len('rows-'):]}\n\n| T | topology | edges | avg path | diameter | reach bound "
+                     "| test acc (sum) | seeds | beta | ms/step |\n|---:|---|---:|---:|---:|---:|---|---:|---:|---:|")
+        for r in summary:
+            acc = f"{r['test_acc']:.3f}" + ("" if r["test_acc_ci95"] is None else f" ± {r['test_acc_ci95']:.3f}")
+            diameter = "—" if r["diameter"] in (None, float("inf")) else str(r["diameter"])
+            parts[-1] += (f"\n| {r['tokens']:,} | `{r['topology']}` | {r['edges'] if r['edges'] is not None else 'all'} "
+                          f"| {_fmt(r['avg_path_length'], '.2f')} | {diameter} | {_fmt(r['reach_bound'])} | {acc} "
+                          f"| {r['seeds']} | {_fmt(r['beta'], '.3f')} | {_fmt(r['ms_per_step'], '.0f')} |")
+        if path.stem == "rows-random":
+            routing.plot(summary, out / "routing.png", cost_rows)
+    if cost_rows:
+        parts.append("### cost per training step\n\n| T | topology | edges | ms/step | peak MB | reach bound |\n"
+                     "|---:|---|---:|---:|---:|---:|")
+        for r in cost_rows:
+            ms = "not run: " + r["skipped"] if r.get("skipped") else _fmt(r["ms_per_step"], ".0f")
+            parts[-1] += (f"\n| {r['tokens']:,} | `{r['topology']}` | {r.get('edges') or 'all'} | {ms} "
+                          f"| {_fmt(r['peak_mb'], '.0f')} | {_fmt(r.get('reach_bound'))} |")
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("train", "cost", "report"))
+    parser.add_argument("--tokens", type=_ints, default=routing.DEFAULT_TOKENS)
+    parser.add_argument("--topologies", type=lambda s: tuple(s.split(",")), default=routing.TOPOLOGIES)
+    parser.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4))
+    parser.add_argument("--placement", choices=("random", "local"), default="random")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.what == "train":
+        rows = routing.run(tokens=args.tokens, topologies=args.topologies, seeds=args.seeds, placement=args.placement,
+                           out=args.out / f"rows-{args.placement}.json", progress=True)
+        print(json.dumps(routing.summary(rows), indent=1))
+    elif args.what == "cost":
+        rows = routing.cost(tokens=args.tokens if args.tokens != routing.DEFAULT_TOKENS else routing.COST_TOKENS)
+        text = json.dumps(rows, indent=1).encode()
+        atomic_write(args.out / "cost.json", lambda f: f.write(text))
+        print(report(args.out))
+    else:
+        print(report(args.out))
+
+
+if __name__ == "__main__":
+    main()
