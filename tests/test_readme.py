@@ -320,3 +320,17 @@ def test_results_table_parameter_columns_equal_the_configured_models(part):
         model = build_model(run, used, num_classes)
         table_counts = (number(row["fusion params"]), number(row["total params"]))
         assert table_counts == (n_params(model.fusion), n_params(model)), name
+
+
+def test_the_routing_reach_table_is_what_query_reach_computes():
+    from wsfusion.bench import routing
+
+    section = (ROOT / "docs" / "topology.md").read_text().split("### What a graph can deliver")[1]
+    lines = section.split("\n\n")[2].splitlines()  # the table after the formula paragraph
+    tokens = [int(cell.strip()[len("T = "):].replace(",", "")) for cell in lines[0].strip("|").split("|")[1:]]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert [r[0] for r in rows] == [f"`{t}`" for t in routing.TOPOLOGIES if t != "dense"]
+    for name, *cells in rows:
+        for t, cell in zip(tokens, cells, strict=True):
+            graph = routing.build_topology(name.strip("`"), t, 8, 0)
+            assert cell == f"{routing.query_reach(graph, t, 4, 4)['reach_bound']:.3f}", (name, t)
