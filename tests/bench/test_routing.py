@@ -173,3 +173,64 @@ def test_the_report_script_reads_saved_rows_and_draws_the_plot(tmp_path):
     text = script.report(tmp_path)
     assert "### random" in text and "| 8 | `lattice` | 96 |" in text and "### cost per training step" in text
     assert (tmp_path / "routing.png").stat().st_size > 10_000
+
+
+def _loss_with_gates(model, inputs, labels, keys, gates, n):
+    from wsfusion.graphs._edges import both_directions, decode_undirected
+
+    edge_index, pair_id = both_directions(decode_undirected(keys, n), n)
+    return torch.nn.functional.cross_entropy(model(inputs, edges=(edge_index, gates[pair_id])), labels).item()
+
+
+@pytest.mark.parametrize("mode", ["set", "rigl"])
+def test_rewiring_drops_the_edges_the_loss_needs_least_and_grows_as_many(mode):
+    from wsfusion.graphs._edges import sample_non_edges, undirected_keys
+
+    torch.manual_seed(0)
+    tokens, n = 4, 12
+    graph = routing.build_topology("lattice", tokens, 2, 0)
+    model = routing.RoutingModel(8, 8, 2, 2, 16, graph).double()
+    inputs = {m: torch.randn(6, tokens, 8, dtype=torch.float64) for m in CrossModalRelay.modalities}
+    labels = torch.randint(0, 16, (6,))
+    generator = torch.Generator().manual_seed(3)
+    state = generator.get_state()
+    new = routing.rewire_attention(model, graph, inputs, labels, 0.25, mode, generator, pool=2)
+
+    old_keys = torch.unique(undirected_keys(graph.edge_index, n))
+    new_keys = torch.unique(undirected_keys(new.edge_index, n))
+    assert new.num_edges == graph.num_edges and new_keys.numel() == old_keys.numel() == 12
+    assert not new.self_loops and torch.equal(torch.unique(undirected_keys(new.edge_index.flip(0), n)), new_keys)
+    dropped = set(old_keys.tolist()) - set(new_keys.tolist())
+    grown = set(new_keys.tolist()) - set(old_keys.tolist())
+    assert len(dropped) == len(grown) == 3  # int(0.25 * 12)
+
+    # Finite differences of the loss in each gate (1 on edges, 0 on the same candidate pool), independently.
+    generator.set_state(state)
+    candidates = sample_non_edges(n, old_keys, 24, generator, undirected=True)
+    keys = torch.cat([old_keys, candidates])
+    base = torch.cat([torch.ones(12), torch.zeros(24)]).double()
+    reference = _loss_with_gates(model, inputs, labels, keys, base, n)
+    eps = 1e-6
+    sensitivity = []
+    for i in range(keys.numel()):
+        gates = base.clone()
+        gates[i] += -eps if i < 12 else eps
+        sensitivity.append(abs(_loss_with_gates(model, inputs, labels, keys, gates, n) - reference) / eps)
+    score = dict(zip(keys.tolist(), sensitivity))
+    kept = set(old_keys.tolist()) - dropped
+    assert max(score[e] for e in dropped) <= min(score[e] for e in kept) + 1e-6  # ties (edges out of reach: 0)
+    assert sum(score[e] > 1e-6 for e in kept) >= 3  # not decided by ties alone
+    not_grown = set(candidates.tolist()) - grown
+    assert grown <= set(candidates.tolist())
+    if mode == "rigl":
+        assert min(score[e] for e in grown) >= max(score[e] for e in not_grown) - 1e-6
+        assert min(score[e] for e in grown) > 1e-6
+
+
+def test_rewired_rows_keep_the_edge_budget_and_report_no_beta():
+    row = routing.run_one("rigl", 8, 0, **{**TINY, "epochs": 2, "rewire_every": 1})
+    lattice = routing.build_topology("lattice", 8, 8, 0)
+    assert row["edges"] == lattice.num_edges and row["beta"] is None
+    assert row["avg_path_length"] != routing.path_statistics(lattice)["avg_path_length"]  # it did rewire
+    with pytest.raises(ValueError, match=r"mode must be one of \['set', 'rigl'\], got 'magnitude'"):
+        routing.rewire_attention(None, lattice, {}, torch.zeros(1), 0.1, "magnitude", torch.Generator())

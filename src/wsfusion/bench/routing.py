@@ -42,7 +42,7 @@ from wsfusion._io import atomic_write
 from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
 from wsfusion.data import CrossModalRelay
 from wsfusion.graphs import CrossModalGraph, ring_lattice, token_graph
-from wsfusion.graphs._edges import decode_undirected, sample_non_edges, undirected_keys
+from wsfusion.graphs._edges import both_directions, decode_undirected, sample_non_edges, undirected_keys
 from wsfusion.graphs.builders import interleaved_ring_order
 from wsfusion.graphs.metrics import hop_distances, path_lengths
 from wsfusion.nn import CrossModalAttentionConv
@@ -53,6 +53,8 @@ TOPOLOGIES = ("lattice", "ws-0.05", "ws-0.1", "ws-0.3", "ws-0.3-blocked", "rando
 #: Learned beta (``learned-<beta_init>``): a :class:`~wsfusion.topology.LearnableWSGraph` on the interleaved
 #: ring whose gates scale the attention (``edge_weight``); not run by default.
 LEARNED = ("learned-0.01", "learned-0.5")
+#: Dynamic sparse wiring from the lattice, at the same edge budget (see :func:`rewire_attention`); not run by default.
+REWIRED = ("set", "rigl")
 #: ``(tokens, epochs)`` stages trained before the target length (those shorter than it).
 DEFAULT_CURRICULUM = ((8, 20), (16, 4), (32, 4))
 #: Path statistics are exact up to this many nodes, estimated from this many BFS sources beyond.
@@ -67,14 +69,15 @@ def build_topology(name: str, tokens: int, k: int, seed: int) -> CrossModalGraph
     ``bigbird`` one global token (the middle ``text`` token, joined to every node), a ring
     window of ``k/2`` on the interleaved ring, and random pairs for the rest of the budget.
     ``learned-<beta>`` is a :class:`~wsfusion.topology.LearnableWSGraph` starting at that beta
-    (``N k / 2`` edges in expectation).
+    (``N k / 2`` edges in expectation); ``set`` and ``rigl`` start from the lattice and are
+    rewired during training (:func:`rewire_attention`).
     """
     counts = {m: tokens for m in CrossModalRelay.modalities}
     if name == "dense":
         return None
     if name.startswith("learned-"):
         return LearnableWSGraph(counts, k, float(name[len("learned-"):]), seed=seed, order="interleaved")
-    if name == "lattice":
+    if name in ("lattice", *REWIRED):
         return token_graph(counts, k=k, beta=0.0, seed=seed)
     if name == "random":
         return token_graph(counts, k=k, beta=1.0, seed=seed)
@@ -103,7 +106,7 @@ def _bigbird(counts: dict[str, int], k: int, seed: int) -> CrossModalGraph:
 
 
 def _known(name: str) -> bool:
-    if name in TOPOLOGIES:
+    if name in TOPOLOGIES or name in REWIRED:
         return True
     try:
         return name.startswith("learned-") and 0.0 < float(name[len("learned-"):]) < 1.0
@@ -188,12 +191,16 @@ class RoutingModel(nn.Module):
         self.eval_graph = None  # the learned beta moves in training: draw the evaluation graph again
         return super().train(mode)
 
-    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+    def forward(self, inputs: dict[str, Tensor], edges: tuple[Tensor, Tensor | None] | None = None) -> Tensor:
+        """Logits at the query token; ``edges`` (``edge_index``, ``edge_weight``) overrides the graph's."""
         x = torch.cat([inputs[m] for m in CrossModalRelay.modalities], dim=1)  # blocked node ids
         tokens = inputs[CrossModalRelay.modalities[0]].shape[1]
         modality = torch.arange(len(CrossModalRelay.modalities), device=x.device).repeat_interleave(tokens)
         h = self.project(x) + self.modality(modality)
-        edge_index, edge_weight = (None, None) if self.graph is None else self._edges(x.device)
+        if edges is not None:
+            edge_index, edge_weight = edges
+        else:
+            edge_index, edge_weight = (None, None) if self.graph is None else self._edges(x.device)
         for i, (attention, ffn) in enumerate(zip(self.attention, self.ffn)):
             z = self.norms[2 * i](h)
             if edge_index is None:
@@ -203,6 +210,48 @@ class RoutingModel(nn.Module):
             h = h + ffn(self.norms[2 * i + 1](h))
         query_modality, position = CrossModalRelay.query
         return self.classify(h[:, CrossModalRelay.modalities.index(query_modality) * tokens + position])
+
+
+@torch.enable_grad()
+def rewire_attention(model: RoutingModel, graph: CrossModalGraph, inputs: dict[str, Tensor], labels: Tensor,
+                     fraction: float, mode: str, generator: torch.Generator, pool: int = 4) -> CrossModalGraph:
+    r"""SET / RigL for an attention graph: drop the ``fraction`` of edges the loss needs least, grow as many.
+
+    Every edge gets a gate :math:`w_e` (1 on the graph's edges, 0 on a pool of ``pool`` times as
+    many sampled non-edges) passed as the attention ``edge_weight``; one forward and backward on
+    ``inputs`` gives :math:`g_e = \partial L / \partial w_e`, summed over both directions of a
+    pair. The edges with the smallest :math:`|g_e|` (the first-order loss change of removing
+    them; attention edges have no weight magnitude of their own) are dropped; as many non-edges
+    are grown, uniformly at random (``"set"``) or those with the largest :math:`|g_e|` (``"rigl"``,
+    the loss change of opening them). The edge count, symmetry and no-self-loop property are kept;
+    the model's weights do not depend on the edge set, so nothing else changes.
+    """
+    if mode not in REWIRED:
+        raise ValueError(f"mode must be one of {list(REWIRED)}, got {mode!r}")
+    n = graph.num_nodes
+    edge_keys = torch.unique(undirected_keys(graph.edge_index, n))
+    count = int(fraction * edge_keys.numel())
+    if count == 0:
+        return graph
+    candidates = sample_non_edges(n, edge_keys, pool * edge_keys.numel(), generator, undirected=True)
+    keys = torch.cat([edge_keys, candidates])
+    edge_index, pair_id = both_directions(decode_undirected(keys, n), n)
+    device = next(model.parameters()).device
+    gates = torch.cat([torch.ones(edge_keys.numel()), torch.zeros(candidates.numel())]).to(device)[pair_id.to(device)]
+    gates.requires_grad_(True)
+    edge_index = edge_index.to(device)
+    loss = F.cross_entropy(model(inputs, edges=(edge_index, gates)), labels)
+    (grad,) = torch.autograd.grad(loss, gates)
+    score = torch.zeros(keys.numel(), device=device).index_add_(0, pair_id.to(device), grad.abs()).cpu()
+    existing, candidate = score[:edge_keys.numel()], score[edge_keys.numel():]
+    keep = edge_keys[existing.argsort(descending=True, stable=True)[:edge_keys.numel() - count]]
+    if mode == "set":
+        grow = candidates[torch.randperm(candidates.numel(), generator=generator)[:count]]
+    else:
+        grow = candidates[candidate.argsort(descending=True, stable=True)[:count]]
+    pairs = decode_undirected(torch.cat([keep, grow]), n)
+    return CrossModalGraph.from_edge_index(torch.cat([pairs, pairs.flip(0)], dim=1), graph.node_counts, k=graph.k,
+                                           seed=graph.seed, order=graph.order, ring_order=graph.ring_order)
 
 
 def _batches(data: CrossModalRelay, batch_size: int, generator: torch.Generator | None):
@@ -223,13 +272,17 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
             epochs: int = 10, train_samples: int = 2000, test_samples: int = 1000, num_classes: int = 4,
             label: str = "sum", placement: str = "random",
             curriculum: tuple[tuple[int, int], ...] = DEFAULT_CURRICULUM, lr: float = 1e-3,
-            topology_lr: float = 0.01, batch_size: int = 32, device: str | torch.device = "cpu") -> dict[str, Any]:
+            topology_lr: float = 0.01, rewire_every: int = 50, rewire_fraction: float = 0.3, batch_size: int = 32,
+            device: str | torch.device = "cpu") -> dict[str, Any]:
     """Train one model on :class:`~wsfusion.data.CrossModalRelay` and report accuracy, graph statistics and cost.
 
     ``label="sum"`` trains on the pair label and scores the sum (module docstring); ``"pair"`` and
     ``"key"`` train and score that label. The curriculum's stages shorter than ``tokens`` come first,
     each on the same topology rebuilt for its length. ``topology_lr`` is the learned beta's own
-    learning rate. ``ms_per_step`` is the median over the target-length steps.
+    learning rate. ``set`` / ``rigl`` rewire every ``rewire_every`` steps, a fraction
+    ``rewire_fraction`` of the edges decayed by a cosine over the whole run (as RigL), and restart
+    from the lattice at each stage. ``ms_per_step`` is the median over the target-length steps
+    (rewiring excluded).
     """
     if not _known(topology):
         raise ValueError(f"topology must be one of {list(TOPOLOGIES)} or learned-<beta in (0, 1)>, got {topology!r}")
@@ -262,7 +315,8 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
         optimizer.step()
         return float(loss.detach())
 
-    epoch_index = 0
+    epoch_index = step_index = 0
+    total_steps = sum(e for _, e in stages) * math.ceil(train_samples / batch_size)
     for length, stage_epochs in stages:
         if length != stages[0][0]:
             model.set_graph(graph if length == tokens else build_topology(topology, length, k, seed))
@@ -280,6 +334,10 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
                     torch.cuda.synchronize(device)
                 if length == tokens:
                     step_ms.append((time.perf_counter() - start) * 1e3)
+                step_index += 1
+                if topology in REWIRED and step_index % rewire_every == 0:
+                    fraction = rewire_fraction * (1 + math.cos(math.pi * step_index / total_steps)) / 2
+                    model.set_graph(rewire_attention(model, model.graph, inputs, labels, fraction, topology, generator))
             history.append({"tokens": length, "train_loss": statistics.mean(losses), "beta": _beta(model.graph)})
             epoch_index += 1
     model.eval()
@@ -291,8 +349,8 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
             if label == "sum":
                 predicted, labels = test.pair_to_sum(predicted), test.pair_to_sum(labels)
             correct += int((predicted == labels).sum())
-    evaluated = model.eval_graph if learned else graph
-    beta = _beta(model.graph if learned else graph)
+    evaluated = model.eval_graph if learned else model.graph
+    beta = None if topology in REWIRED else _beta(model.graph if learned else graph)
     sample, labels = next(_batches(test, batch_size, None))
     sample, labels = {m: x.to(device) for m, x in sample.items()}, labels.to(device)
     model.train()
@@ -316,7 +374,8 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
         "config": {"k": k, "layers": layers, "width": width, "heads": heads, "epochs": epochs,
                    "train_samples": train_samples, "test_samples": test_samples, "num_classes": num_classes,
                    "label": label, "placement": placement, "curriculum": [list(s) for s in curriculum], "lr": lr,
-                   "topology_lr": topology_lr, "batch_size": batch_size},
+                   "topology_lr": topology_lr, "rewire_every": rewire_every, "rewire_fraction": rewire_fraction,
+                   "batch_size": batch_size},
     }
 
 
