@@ -39,18 +39,28 @@ def report(out: Path) -> str:
     cost_path = out / "cost.json"
     cost_rows = json.loads(cost_path.read_text()) if cost_path.exists() else None
     for path in sorted(out.glob("rows-*.json")):
-        rows = routing.load_rows(path)
-        summary = sorted(routing.summary(rows), key=lambda r: (r["tokens"], r["topology"]))
-        parts.append(f"### {path.stem[len('rows-'):]}\n\n| T | topology | edges | avg path | diameter | reach bound "
-                     "| test acc (sum) | seeds | beta | ms/step |\n|---:|---|---:|---:|---:|---:|---|---:|---:|---:|")
-        for r in summary:
-            acc = f"{r['test_acc']:.3f}" + ("" if r["test_acc_ci95"] is None else f" ± {r['test_acc_ci95']:.3f}")
-            diameter = "—" if r["diameter"] in (None, float("inf")) else str(r["diameter"])
-            parts[-1] += (f"\n| {r['tokens']:,} | `{r['topology']}` | {r['edges'] if r['edges'] is not None else 'all'} "
-                          f"| {_fmt(r['avg_path_length'], '.2f')} | {diameter} | {_fmt(r['reach_bound'])} | {acc} "
-                          f"| {r['seeds']} | {_fmt(r['beta'], '.3f')} | {_fmt(r['ms_per_step'], '.0f')} |")
-        if path.stem == "rows-random":
-            routing.plot(summary, out / "routing.png", cost_rows)
+        placement = path.stem[len("rows-"):]
+        default = routing._config({"placement": placement})
+        groups: dict[str, list[dict]] = {}
+        for r in routing.summary(routing.load_rows(path)):  # one table per set of options, defaults first
+            changed = {key: value for key, value in r["config"].items() if default.get(key) != value}
+            name = ", ".join(f"{key}={value}" for key, value in changed.items()) + (
+                "" if r["device"] == "cpu" else f" on {r['device']}")
+            groups.setdefault(name, []).append(r)
+        names = sorted(groups, key=lambda n: (n != "", n))
+        for name in names:
+            summary = sorted(groups[name], key=lambda r: (r["tokens"], r["topology"]))
+            parts.append(f"### {placement}" + (f" ({name})" if name else "") +
+                         "\n\n| T | topology | edges | avg path | diameter | reach bound | test acc (sum) | seeds "
+                         "| beta | ms/step |\n|---:|---|---:|---:|---:|---:|---|---:|---:|---:|")
+            for r in summary:
+                acc = f"{r['test_acc']:.3f}" + ("" if r["test_acc_ci95"] is None else f" ± {r['test_acc_ci95']:.3f}")
+                parts[-1] += (f"\n| {r['tokens']:,} | `{r['topology']}` | {_fmt(r['edges'], ',.0f') if r['edges'] is not None else 'all'} "
+                              f"| {_fmt(r['avg_path_length'], '.2f')} | {_fmt(r['diameter'], 'd')} "
+                              f"| {_fmt(r['reach_bound'])} | {acc} | {r['seeds']} | {_fmt(r['beta'], '.3f')} "
+                              f"| {_fmt(r['ms_per_step'], '.0f')} |")
+            if placement == "random" and name == names[0]:  # the default options, or the only ones
+                routing.plot(summary, out / "routing.png", cost_rows)
     if cost_rows:
         parts.append("### cost per training step\n\n| T | topology | edges | ms/step | peak MB | reach bound |\n"
                      "|---:|---|---:|---:|---:|---:|")
@@ -64,20 +74,24 @@ def report(out: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("train", "cost", "report"))
-    parser.add_argument("--tokens", type=_ints, default=routing.DEFAULT_TOKENS)
-    parser.add_argument("--topologies", type=lambda s: tuple(s.split(",")), default=routing.TOPOLOGIES)
+    parser.add_argument("--tokens", type=_ints, help="default: 16,64,256 (train), 64,256,1024,4096 (cost)")
+    parser.add_argument("--topologies", type=lambda s: tuple(s.split(",")),
+                        help="default: every fixed topology and dense (train), lattice,ws-0.3,bigbird,dense (cost)")
     parser.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4))
     parser.add_argument("--placement", choices=("random", "local"), default="random")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.what == "train":
-        rows = routing.run(tokens=args.tokens, topologies=args.topologies, seeds=args.seeds, placement=args.placement,
+        rows = routing.run(tokens=args.tokens or routing.DEFAULT_TOKENS, topologies=args.topologies or routing.TOPOLOGIES,
+                           seeds=args.seeds, placement=args.placement, device=args.device,
                            out=args.out / f"rows-{args.placement}.json", progress=True)
         print(json.dumps(routing.summary(rows), indent=1))
     elif args.what == "cost":
-        rows = routing.cost(tokens=args.tokens if args.tokens != routing.DEFAULT_TOKENS else routing.COST_TOKENS)
+        rows = routing.cost(tokens=args.tokens or routing.COST_TOKENS, device=args.device,
+                            **({"topologies": args.topologies} if args.topologies else {}))
         text = json.dumps(rows, indent=1).encode()
         atomic_write(args.out / "cost.json", lambda f: f.write(text))
         print(report(args.out))

@@ -234,3 +234,55 @@ def test_rewired_rows_keep_the_edge_budget_and_report_no_beta():
     assert row["avg_path_length"] != routing.path_statistics(lattice)["avg_path_length"]  # it did rewire
     with pytest.raises(ValueError, match=r"mode must be one of \['set', 'rigl'\], got 'magnitude'"):
         routing.rewire_attention(None, lattice, {}, torch.zeros(1), 0.1, "magnitude", torch.Generator())
+
+
+def test_processes_sharing_a_rows_file_keep_each_others_rows(tmp_path, monkeypatch):
+    out = tmp_path / "rows.json"
+    config = routing._config(TINY)
+    original = routing.run_one
+
+    def run_one_while_another_process_saves(topology, tokens, seed, **options):
+        row = original(topology, tokens, seed, **options)
+        other = {**row, "seed": 99}  # what a second process, sharing the file, saved meanwhile
+        routing._save_row(out, other, lambda saved: False)
+        return row
+
+    monkeypatch.setattr(routing, "run_one", run_one_while_another_process_saves)
+    routing.run(tokens=(8,), topologies=("lattice",), seeds=(0,), out=out, **TINY)
+    saved = routing.load_rows(out)
+    assert sorted(r["seed"] for r in saved) == [0, 99] and all(r["config"] == config for r in saved)
+
+
+def test_the_summary_never_pools_different_options_or_devices():
+    row = {"topology": "lattice", "tokens": 8, "test_acc": 0.5, "edges": 96, "avg_path_length": 3.0, "diameter": 6,
+           "reach_bound": 0.6, "beta": 0.0, "ms_per_step": 1.0, "peak_mb": 1.0}
+    rows = [{**row, "seed": 0, "config": {"lr": 0.001}}, {**row, "seed": 1, "config": {"lr": 0.001}},
+            {**row, "seed": 0, "config": {"lr": 0.01}}, {**row, "seed": 0, "config": {"lr": 0.001}, "device": "cuda"}]
+    groups = routing.summary(rows)
+    assert sorted((g["seeds"], g["config"]["lr"], g["device"]) for g in groups) == [
+        (1, 0.001, "cuda"), (1, 0.01, "cpu"), (2, 0.001, "cpu")]
+
+
+@pytest.mark.parametrize("label", ["sum", "key", "pair"])
+def test_the_reach_bound_is_that_of_the_scored_label(label):
+    graph = routing.build_topology("lattice", T, K, seed=0)
+    reach = routing.query_reach(graph, T, 2, 4, label)
+    r_k, r_v = reach["key_reach"], reach["value_reach"]
+    assert 0 < r_k < 1 and 0 < r_v < 1
+    # A perfect relay guesses what did not arrive: enumerate the four arrival cases.
+    p_right = {"sum": [1, 1 / 4, 1 / 4, 1 / 4], "key": [1, 1, 1 / 4, 1 / 4], "pair": [1, 1 / 4, 1 / 4, 1 / 16]}[label]
+    cases = [r_k * r_v, r_k * (1 - r_v), (1 - r_k) * r_v, (1 - r_k) * (1 - r_v)]
+    assert reach["reach_bound"] == pytest.approx(sum(p * c for p, c in zip(p_right, cases)))
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match=r"topology must be one of .*'rigl'.*got 'ws-abc'"):
+        routing.build_topology("ws-abc", T, K, 0)
+    with pytest.raises(ValueError, match=r"bigbird needs k large enough .* got k = 2"):
+        routing.build_topology("bigbird", T, 2, 0)
+    with pytest.raises(ValueError, match=r"stages \[4\] are shorter"):
+        routing.run_one("learned-0.1", 8, 0, **{**TINY, "curriculum": ((4, 1),)})
+    dense = routing.RoutingModel(8, 16, 2, 1, 4, None)
+    inputs = {m: torch.randn(1, T, 8) for m in CrossModalRelay.modalities}
+    with pytest.raises(ValueError, match="edges= needs a sparse model"):
+        dense(inputs, edges=(torch.zeros(2, 0, dtype=torch.long), None))

@@ -24,6 +24,8 @@ Training protocol (the same for every topology; measured in ``docs/topology.md``
 
 from __future__ import annotations
 
+import copy
+import fcntl
 import inspect
 import json
 import math
@@ -41,6 +43,7 @@ from torch import Tensor, nn
 from wsfusion._io import atomic_write
 from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
 from wsfusion.data import CrossModalRelay
+from wsfusion.data.relay import RELAY_LABELS
 from wsfusion.graphs import CrossModalGraph, ring_lattice, token_graph
 from wsfusion.graphs._edges import both_directions, decode_undirected, sample_non_edges, undirected_keys
 from wsfusion.graphs.builders import interleaved_ring_order
@@ -72,6 +75,8 @@ def build_topology(name: str, tokens: int, k: int, seed: int) -> CrossModalGraph
     (``N k / 2`` edges in expectation); ``set`` and ``rigl`` start from the lattice and are
     rewired during training (:func:`rewire_attention`).
     """
+    if not _known(name):
+        raise ValueError(f"topology must be one of {_EXPECTED}, got {name!r}")
     counts = {m: tokens for m in CrossModalRelay.modalities}
     if name == "dense":
         return None
@@ -84,9 +89,7 @@ def build_topology(name: str, tokens: int, k: int, seed: int) -> CrossModalGraph
     if name.startswith("ws-"):
         beta, _, order = name[3:].partition("-")
         return token_graph(counts, k=k, beta=float(beta), seed=seed, order=order or "interleaved")
-    if name == "bigbird":
-        return _bigbird(counts, k, seed)
-    raise ValueError(f"topology must be one of {list(TOPOLOGIES)} or learned-<beta in (0, 1)>, got {name!r}")
+    return _bigbird(counts, k, seed)
 
 
 def _bigbird(counts: dict[str, int], k: int, seed: int) -> CrossModalGraph:
@@ -98,6 +101,9 @@ def _bigbird(counts: dict[str, int], k: int, seed: int) -> CrossModalGraph:
     keys = torch.unique(torch.cat([undirected_keys(lattice, n),
                                    undirected_keys(torch.stack([torch.full((n,), hub), torch.arange(n)]), n)]))
     keys = keys[keys // n != keys % n]  # no self loop at the hub
+    if keys.numel() > budget:
+        raise ValueError(f"bigbird needs k large enough for its hub and window to fit the N k / 2 = {budget} edge "
+                         f"budget (they take {keys.numel()} edges at N = {n}); got k = {k}")
     generator = torch.Generator().manual_seed(seed)
     extra = sample_non_edges(n, keys, max(0, budget - keys.numel()), generator, undirected=True)
     pairs = decode_undirected(torch.cat([keys, extra]), n)
@@ -108,10 +114,18 @@ def _bigbird(counts: dict[str, int], k: int, seed: int) -> CrossModalGraph:
 def _known(name: str) -> bool:
     if name in TOPOLOGIES or name in REWIRED:
         return True
-    try:
-        return name.startswith("learned-") and 0.0 < float(name[len("learned-"):]) < 1.0
-    except ValueError:
-        return False
+    for prefix, low in (("learned-", 0.0), ("ws-", -1e-12)):
+        if name.startswith(prefix):
+            beta, _, order = name[len(prefix):].partition("-")
+            try:
+                return low < float(beta) < 1.0 and order in ("", "blocked") and (prefix == "ws-" or not order)
+            except ValueError:
+                return False
+    return False
+
+
+#: What the topology errors list.
+_EXPECTED = f"{list(TOPOLOGIES) + list(REWIRED)}, ws-<beta>[-blocked] or learned-<beta in (0, 1)>"
 
 
 def path_statistics(graph: CrossModalGraph | None, seed: int = 0) -> dict[str, Any]:
@@ -124,22 +138,37 @@ def path_statistics(graph: CrossModalGraph | None, seed: int = 0) -> dict[str, A
     return {**path_lengths(graph, sources), "paths_exact": exact}
 
 
-def query_reach(graph: CrossModalGraph | None, tokens: int, layers: int, num_classes: int) -> dict[str, float]:
+def query_reach(graph: CrossModalGraph | None, tokens: int, layers: int, num_classes: int,
+                label: str = "sum") -> dict[str, float]:
     """What ``layers`` rounds of message passing on ``graph`` can deliver to the query token.
 
-    ``key_reach`` / ``value_reach``: the fraction of key (``visual``) / value (``text``) positions
-    within ``layers`` hops of the query token; ``reach_bound``: the accuracy of a perfect relay on
-    this graph under uniform random placement, right whenever both codes arrive and at chance
-    (``1 / num_classes``) otherwise: ``r_k r_v + (1 - r_k r_v) / C``.
+    ``key_reach`` / ``value_reach``: the fraction :math:`r_k` / :math:`r_v` of key (``visual``) /
+    value (``text``) positions within ``layers`` hops of the query token; ``reach_bound``: the
+    accuracy on ``label`` of a perfect relay on this graph under uniform random placement, which
+    knows the codes that arrive and guesses the rest: ``"sum"`` :math:`r_k r_v + (1 - r_k r_v)/C`
+    (one code alone leaves the sum at chance), ``"key"`` :math:`r_k + (1 - r_k)/C`, ``"pair"``
+    :math:`(r_k + (1 - r_k)/C)(r_v + (1 - r_v)/C)`.
     """
+    if label not in RELAY_LABELS:
+        raise ValueError(f"label must be one of {list(RELAY_LABELS)}, got {label!r}")
     if graph is None:
-        return {"key_reach": 1.0, "value_reach": 1.0, "reach_bound": 1.0}
-    modalities = CrossModalRelay.modalities
-    query_modality, position = CrossModalRelay.query
-    hops = hop_distances(graph, modalities.index(query_modality) * tokens + position)
-    key, value = ((hops[i * tokens:(i + 1) * tokens] <= layers).mean().item() for i in (0, 1))
-    both = key * value
-    return {"key_reach": key, "value_reach": value, "reach_bound": both + (1 - both) / num_classes}
+        key = value = 1.0
+    else:
+        modalities = CrossModalRelay.modalities
+        query_modality, position = CrossModalRelay.query
+        hops = hop_distances(graph, modalities.index(query_modality) * tokens + position)
+        key, value = ((hops[i * tokens:(i + 1) * tokens] <= layers).mean().item() for i in (0, 1))
+    c = num_classes
+    bound = {"sum": key * value + (1 - key * value) / c, "key": key + (1 - key) / c,
+             "pair": (key + (1 - key) / c) * (value + (1 - value) / c)}[label]
+    return {"key_reach": key, "value_reach": value, "reach_bound": bound}
+
+
+def evaluation_sample(graph: LearnableWSGraph) -> CrossModalGraph:
+    """The graph a learned topology is scored on: one hard sample at its current beta, drawn on the CPU from
+    ``graph.seed`` (the same graph on every device), not the mode (which is the lattice for beta < 1/2)."""
+    cpu = copy.deepcopy(graph).cpu()
+    return cpu.to_graph("sample", torch.Generator().manual_seed(graph.seed))
 
 
 class RoutingModel(nn.Module):
@@ -181,9 +210,8 @@ class RoutingModel(nn.Module):
         if isinstance(graph, LearnableWSGraph):
             if self.training:
                 return graph.edge_index, graph()
-            if self.eval_graph is None:  # one seeded WS sample at the current beta, not the mode (the lattice below 1/2)
-                generator = torch.Generator(device=graph.beta_logit.device).manual_seed(graph.seed)
-                self.eval_graph = graph.to_graph("sample", generator)
+            if self.eval_graph is None:
+                self.eval_graph = evaluation_sample(graph)
             graph = self.eval_graph
         return graph.edge_tensors(device)[0], None
 
@@ -198,6 +226,8 @@ class RoutingModel(nn.Module):
         modality = torch.arange(len(CrossModalRelay.modalities), device=x.device).repeat_interleave(tokens)
         h = self.project(x) + self.modality(modality)
         if edges is not None:
+            if self.graph is None:
+                raise ValueError("edges= needs a sparse model; a dense one (graph=None) attends over all tokens")
             edge_index, edge_weight = edges
         else:
             edge_index, edge_weight = (None, None) if self.graph is None else self._edges(x.device)
@@ -285,11 +315,16 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
     (rewiring excluded).
     """
     if not _known(topology):
-        raise ValueError(f"topology must be one of {list(TOPOLOGIES)} or learned-<beta in (0, 1)>, got {topology!r}")
+        raise ValueError(f"topology must be one of {_EXPECTED}, got {topology!r}")
     device = torch.device(device)
     torch.manual_seed(seed)
     train_label = "pair" if label == "sum" else label
     stages = [(t, e) for t, e in curriculum if t < tokens] + [(tokens, epochs)]
+    if topology.startswith("learned-"):
+        short = [t for t, _ in stages if 3 * t < 2 * k + 1]
+        if short:
+            raise ValueError(f"a learned topology needs 3 * tokens >= 2 k + 1 = {2 * k + 1} nodes at every "
+                             f"curriculum stage (room for N k / 2 shortcut candidates); stages {short} are shorter")
 
     def split(name: str, length: int, n: int, data_seed: int, lab: str) -> CrossModalRelay:
         return CrossModalRelay(name, tokens=length, num_samples=n, num_classes=num_classes, label=lab,
@@ -364,12 +399,12 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
         "topology": topology, "tokens": tokens, "nodes": 3 * tokens, "seed": seed,
         "edges": None if evaluated is None else evaluated.num_edges, "k": k, "layers": layers,
         "test_acc": correct / len(test), "train_label_acc": correct_label / len(test),
-        "chance": 1 / num_classes,
+        "chance": 1 / (num_classes if label == "sum" else test.num_labels),
         **path_statistics(evaluated, seed),
-        **(query_reach(evaluated, tokens, layers, num_classes) if placement == "random" else {}),
+        **(query_reach(evaluated, tokens, layers, num_classes, label) if placement == "random" else {}),
         "beta": beta,
-        "ms_per_step": statistics.median(step_ms) if step_ms else math.nan,
-        "peak_mb": peak,
+        "ms_per_step": statistics.median(step_ms) if step_ms else None,
+        "peak_mb": peak, "device": device.type,
         "label": label, "placement": placement, "epochs": epochs, "history": history,
         "config": {"k": k, "layers": layers, "width": width, "heads": heads, "epochs": epochs,
                    "train_samples": train_samples, "test_samples": test_samples, "num_classes": num_classes,
@@ -404,32 +439,46 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
+def _save_row(path: Path, row: dict[str, Any], present: Any) -> None:
+    """Append ``row`` to the rows at ``path`` unless ``present(rows)``; read-merge-write under an exclusive lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = load_rows(path)
+        if not present(saved):
+            text = json.dumps(saved + [row], indent=1, allow_nan=False).encode()
+            atomic_write(path, lambda f: f.write(text))
+
+
 def run(tokens: tuple[int, ...] = DEFAULT_TOKENS, topologies: tuple[str, ...] = TOPOLOGIES,
         seeds: tuple[int, ...] = (0, 1, 2, 3, 4), device: str | torch.device = "cpu",
         out: str | Path | None = None, progress: bool = False, **options: Any) -> list[dict[str, Any]]:
     """One row per (tokens, topology, seed); options go to :func:`run_one`.
 
-    With ``out`` (a JSON file) every finished row is saved at once (atomically) and rows already
-    there with the same topology, tokens, seed and options are reused, so a killed sweep resumes
-    where it stopped. ``progress`` prints one line per row to stderr.
+    With ``out`` (a JSON file) every finished row is saved at once (atomically, under a file lock,
+    merged with what other processes saved meanwhile) and rows already there with the same
+    topology, tokens, seed, options and device type are reused, so a killed sweep resumes where it
+    stopped and several processes can share one file. ``progress`` prints one line per row to stderr.
     """
     unknown = [t for t in topologies if not _known(t)]
     if unknown:
-        raise ValueError(f"unknown topologies {unknown}; expected some of {list(TOPOLOGIES)} or learned-<beta>")
+        raise ValueError(f"unknown topologies {unknown}; expected some of {_EXPECTED}")
     config = _config(options)
-    saved = load_rows(out) if out is not None else []
+    device_type = torch.device(device).type
+
+    def find(saved: list[dict[str, Any]], t: str, n: int, s: int) -> dict[str, Any] | None:
+        return next((r for r in saved if (r["topology"], r["tokens"], r["seed"]) == (t, n, s)
+                     and r.get("config") == config and r.get("device", "cpu") == device_type), None)
+
     rows = []
     for n in tokens:
         for t in topologies:
             for s in seeds:
-                cached = [r for r in saved if (r["topology"], r["tokens"], r["seed"]) == (t, n, s)
-                          and r.get("config") == config]
-                row = cached[0] if cached else run_one(t, n, s, device=device, **options)
+                cached = find(load_rows(out), t, n, s) if out is not None else None
+                row = cached or run_one(t, n, s, device=device, **options)
                 rows.append(row)
-                if not cached and out is not None:
-                    saved.append(row)
-                    text = json.dumps(saved, indent=1).encode()
-                    atomic_write(out, lambda f: f.write(text))
+                if cached is None and out is not None:
+                    _save_row(Path(out), row, lambda saved: find(saved, t, n, s) is not None)
                 if progress:
                     print(f"routing {t} T={n} seed={s}: test acc {row['test_acc']:.3f}"
                           + (" (saved)" if cached else ""), file=sys.stderr, flush=True)
@@ -437,14 +486,19 @@ def run(tokens: tuple[int, ...] = DEFAULT_TOKENS, topologies: tuple[str, ...] = 
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean test accuracy with a 95% t-interval per (tokens, topology), with the graph and cost columns."""
+    """Mean test accuracy with a 95% t-interval per (tokens, topology), with the graph and cost columns.
+
+    Rows of different options or device types are never pooled: each combination is its own group
+    (with its ``config``), so filter the rows first to report one experiment.
+    """
     from scipy import stats
 
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["tokens"], row["topology"]), []).append(row)
+        setting = json.dumps([row.get("config"), row.get("device", "cpu")], sort_keys=True)
+        groups.setdefault((row["tokens"], row["topology"], setting), []).append(row)
     out = []
-    for (tokens, topology), group in groups.items():
+    for (tokens, topology, _), group in groups.items():
         accs = [r["test_acc"] for r in group]
         half = (stats.t.ppf(0.975, len(accs) - 1) * statistics.stdev(accs) / math.sqrt(len(accs))
                 if len(accs) > 1 else None)
@@ -454,14 +508,18 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             values = [r.get(key) for r in group]
             return None if None in values else statistics.mean(values)
 
+        diameters = [r["diameter"] for r in group]
         out.append({"tokens": tokens, "topology": topology, "seeds": len(accs), "test_acc": statistics.mean(accs),
-                    "test_acc_ci95": half, "edges": group[0]["edges"],
-                    "avg_path_length": mean("avg_path_length"), "diameter": max(r["diameter"] or math.inf for r in group),
+                    "test_acc_ci95": half, "edges": mean("edges"),
+                    "avg_path_length": mean("avg_path_length"),
+                    "diameter": None if None in diameters else max(diameters),
                     "reach_bound": mean("reach_bound"),
                     "beta": None if None in betas else statistics.mean(betas),
-                    "ms_per_step": statistics.median(r["ms_per_step"] for r in group),
+                    "ms_per_step": None if None in (times := [r["ms_per_step"] for r in group])
+                    else statistics.median(times),
                     "peak_mb": statistics.median(r["peak_mb"] for r in group if r["peak_mb"] is not None)
-                    if any(r["peak_mb"] is not None for r in group) else None})
+                    if any(r["peak_mb"] is not None for r in group) else None,
+                    "config": group[0].get("config"), "device": group[0].get("device", "cpu")})
     return out
 
 
@@ -494,7 +552,7 @@ def step_cost(topology: str, tokens: int, *, k: int = 8, layers: int = 4, width:
         optimizer.step()
 
     ms = interleaved_medians({"step": step}, reps, device, warmup=1)["step"]
-    evaluated = graph.to_graph("sample", torch.Generator().manual_seed(seed)) if isinstance(graph, LearnableWSGraph) else graph
+    evaluated = evaluation_sample(graph) if isinstance(graph, LearnableWSGraph) else graph
     return {"topology": topology, "tokens": tokens, "nodes": 3 * tokens, "batch_size": batch_size,
             "edges": None if evaluated is None else evaluated.num_edges, "ms_per_step": ms,
             "peak_mb": peak_memory_mb({"step": step}, device)["step"],
