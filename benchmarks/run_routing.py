@@ -33,8 +33,14 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
 
-def report(out: Path) -> str:
-    """Markdown tables of every saved variant and the cost sweep; writes ``routing.png``."""
+def _rank(topology: str) -> int:
+    """Table order: the fixed topologies as in ``routing.TOPOLOGIES``, then the rewired, then the learned."""
+    order = [*routing.TOPOLOGIES, *routing.REWIRED]
+    return order.index(topology) if topology in order else len(order)
+
+
+def report(out: Path, plot: bool = True) -> str:
+    """Markdown tables of every saved variant and the cost sweep; with ``plot``, writes ``routing.png``."""
     parts = []
     cost_path = out / "cost.json"
     cost_rows = json.loads(cost_path.read_text()) if cost_path.exists() else None
@@ -49,7 +55,7 @@ def report(out: Path) -> str:
             groups.setdefault(name, []).append(r)
         names = sorted(groups, key=lambda n: (n != "", n))
         for name in names:
-            summary = sorted(groups[name], key=lambda r: (r["tokens"], r["topology"]))
+            summary = sorted(groups[name], key=lambda r: (r["tokens"], _rank(r["topology"]), r["topology"]))
             parts.append(f"### {placement}" + (f" ({name})" if name else "") +
                          "\n\n| T | topology | edges | avg path | diameter | reach bound | test acc (sum) | seeds "
                          "| beta | ms/step |\n|---:|---|---:|---:|---:|---:|---|---:|---:|---:|")
@@ -59,7 +65,7 @@ def report(out: Path) -> str:
                               f"| {_fmt(r['avg_path_length'], '.2f')} | {_fmt(r['diameter'], 'd')} "
                               f"| {_fmt(r['reach_bound'])} | {acc} | {r['seeds']} | {_fmt(r['beta'], '.3f')} "
                               f"| {_fmt(r['ms_per_step'], '.0f')} |")
-            if placement == "random" and name == names[0]:  # the default options, or the only ones
+            if plot and placement == "random" and name == names[0]:  # the default options, or the only ones
                 routing.plot(summary, out / "routing.png", cost_rows)
     if cost_rows:
         parts.append("### cost per training step\n\n| T | topology | edges | ms/step | peak MB | reach bound |\n"

@@ -334,3 +334,17 @@ def test_the_routing_reach_table_is_what_query_reach_computes():
         for t, cell in zip(tokens, cells, strict=True):
             graph = routing.build_topology(name.strip("`"), t, 8, 0)
             assert cell == f"{routing.query_reach(graph, t, 4, 4)['reach_bound']:.3f}", (name, t)
+
+
+def test_the_readme_routing_tables_are_what_the_report_prints_from_the_saved_rows():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_routing", ROOT / "benchmarks" / "run_routing.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    section = (ROOT / "README.md").read_text().split("\n## Routing\n")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| T |")]
+    assert rows, "the README Routing section has no result table"
+    report = script.report(ROOT / "docs" / "results" / "routing", plot=False).splitlines()
+    for line in rows:
+        assert line in report, line
