@@ -149,7 +149,7 @@ def test_query_reach_counts_the_key_and_value_positions_within_l_hops():
 
 
 def test_cost_rows_measure_a_training_step_and_skip_dense_beyond_the_limit():
-    rows = routing.cost(tokens=(8, 16), topologies=("ws-0.3", "dense"), max_dense_tokens=8, reps=1, layers=1,
+    rows = routing.cost(tokens=(8, 16), topologies=("ws-0.3", "dense"), max_dense_tokens=8, reps=2, layers=1,
                         width=8, heads=2, batch_size=4)
     assert [(r["topology"], r["tokens"]) for r in rows] == [("ws-0.3", 8), ("dense", 8), ("ws-0.3", 16), ("dense", 16)]
     for row in rows[:3]:

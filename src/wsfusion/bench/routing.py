@@ -526,16 +526,9 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 COST_TOKENS = (64, 256, 1024, 4096)
 
 
-def step_cost(topology: str, tokens: int, *, k: int = 8, layers: int = 4, width: int = 32, heads: int = 4,
-              num_classes: int = 4, batch_size: int = 32, reps: int = 3, device: str | torch.device = "cpu",
-              seed: int = 0) -> dict[str, Any]:
-    """Milliseconds (median of ``reps``) and peak extra MB of one training step of :class:`RoutingModel`.
-
-    The same model, batch and optimizer as :func:`run_one` on untrained weights and random relay inputs:
-    cost does not depend on what the weights learned, so it can be measured at lengths where training
-    every topology is out of reach. Graph statistics and query reach come with it.
-    """
-    device = torch.device(device)
+def _training_step(topology: str, tokens: int, *, k: int, layers: int, width: int, heads: int, num_classes: int,
+                   batch_size: int, device: torch.device, seed: int) -> tuple[Any, CrossModalGraph | None]:
+    """One training step of :class:`RoutingModel` on ``topology`` (as a closure) and the graph it runs on."""
     torch.manual_seed(seed)
     data = CrossModalRelay("test", tokens=tokens, num_samples=batch_size, num_classes=num_classes, label="pair",
                            seed=seed)
@@ -551,26 +544,41 @@ def step_cost(topology: str, tokens: int, *, k: int = 8, layers: int = 4, width:
         loss.backward()
         optimizer.step()
 
-    ms = interleaved_medians({"step": step}, reps, device, warmup=1)["step"]
-    evaluated = evaluation_sample(graph) if isinstance(graph, LearnableWSGraph) else graph
-    return {"topology": topology, "tokens": tokens, "nodes": 3 * tokens, "batch_size": batch_size,
-            "edges": None if evaluated is None else evaluated.num_edges, "ms_per_step": ms,
-            "peak_mb": peak_memory_mb({"step": step}, device)["step"],
-            **path_statistics(evaluated, seed), **query_reach(evaluated, tokens, layers, num_classes)}
+    return step, evaluation_sample(graph) if isinstance(graph, LearnableWSGraph) else graph
 
 
 def cost(tokens: tuple[int, ...] = COST_TOKENS, topologies: tuple[str, ...] = ("lattice", "ws-0.3", "bigbird", "dense"),
-         max_dense_tokens: int | None = 1024, **options: Any) -> list[dict[str, Any]]:
-    """:func:`step_cost` per (tokens, topology); ``dense`` beyond ``max_dense_tokens`` is skipped (a row with
-    ``ms_per_step=None`` and ``skipped`` saying why), as its quadratic time is out of a CPU run's reach."""
+         max_dense_tokens: int | None = 1024, *, k: int = 8, layers: int = 4, width: int = 32, heads: int = 4,
+         num_classes: int = 4, batch_size: int = 32, reps: int = 5, device: str | torch.device = "cpu",
+         seed: int = 0) -> list[dict[str, Any]]:
+    """Milliseconds and peak extra MB of one training step per (tokens, topology), on untrained weights.
+
+    The same model, batch and optimizer as :func:`run_one`, on random relay inputs: cost does not
+    depend on what the weights learned, so it can be measured at lengths where training every
+    topology is out of reach. At each length the topologies' steps run interleaved (medians of
+    ``reps``), so a slow spell of the machine does not favour one of them. ``dense`` beyond
+    ``max_dense_tokens`` is skipped (a row with ``ms_per_step=None`` and ``skipped`` saying why), as
+    its quadratic time is out of a CPU run's reach. Graph statistics and query reach come with it.
+    """
+    device = torch.device(device)
+    options = dict(k=k, layers=layers, width=width, heads=heads, num_classes=num_classes, batch_size=batch_size,
+                   device=device, seed=seed)
     rows = []
     for n in tokens:
+        skipped = {t for t in topologies if t == "dense" and max_dense_tokens is not None and n > max_dense_tokens}
+        built = {t: _training_step(t, n, **options) for t in topologies if t not in skipped}
+        ms = interleaved_medians({t: step for t, (step, _) in built.items()}, reps, device, warmup=1)
         for t in topologies:
-            if t == "dense" and max_dense_tokens is not None and n > max_dense_tokens:
-                rows.append({"topology": t, "tokens": n, "nodes": 3 * n, "ms_per_step": None, "peak_mb": None,
-                             "skipped": f"dense beyond {max_dense_tokens} tokens per modality"})
-            else:
-                rows.append(step_cost(t, n, **options))
+            if t in skipped:
+                rows.append({"topology": t, "tokens": n, "nodes": 3 * n, "batch_size": batch_size, "ms_per_step": None,
+                             "peak_mb": None, "skipped": f"dense beyond {max_dense_tokens} tokens per modality"})
+                continue
+            step, graph = built[t]
+            rows.append({"topology": t, "tokens": n, "nodes": 3 * n, "batch_size": batch_size,
+                         "edges": None if graph is None else graph.num_edges, "ms_per_step": ms[t],
+                         "peak_mb": peak_memory_mb({"step": step}, device)["step"],
+                         **path_statistics(graph, seed), **query_reach(graph, n, layers, num_classes)})
+        del built
     return rows
 
 
