@@ -587,14 +587,16 @@ def plot(summary_rows: list[dict[str, Any]], path: str | Path, cost_rows: list[d
     milliseconds per training step vs tokens; one PNG."""
     from matplotlib.figure import Figure
 
+    order = [*TOPOLOGIES, *REWIRED]
+    names = list(dict.fromkeys(r["topology"] for r in [*summary_rows, *(cost_rows or [])]))
+    colors = {name: f"C{(order.index(name) if name in order else len(order) + i) % 10}" for i, name in enumerate(names)}
     panels = 2 if cost_rows else 1
     fig = Figure(figsize=(6 * panels, 4.2))
     ax = fig.add_subplot(1, panels, 1)
-    names = list(dict.fromkeys(r["topology"] for r in summary_rows))
-    for i, name in enumerate(names):
+    for name in dict.fromkeys(r["topology"] for r in summary_rows):
         rows = sorted((r for r in summary_rows if r["topology"] == name), key=lambda r: r["tokens"])
         x = [r["tokens"] for r in rows]
-        color = f"C{i % 10}"
+        color = colors[name]
         ax.errorbar(x, [r["test_acc"] for r in rows], yerr=[r["test_acc_ci95"] or 0.0 for r in rows], marker="o",
                     capsize=3, color=color, label=name)
         if all(r.get("reach_bound") is not None for r in rows) and name != "dense":
@@ -606,10 +608,11 @@ def plot(summary_rows: list[dict[str, Any]], path: str | Path, cost_rows: list[d
     ax.legend(fontsize=7)
     if cost_rows:
         ax = fig.add_subplot(1, 2, 2)
-        for i, name in enumerate(dict.fromkeys(r["topology"] for r in cost_rows)):
+        for name in dict.fromkeys(r["topology"] for r in cost_rows):
             rows = sorted((r for r in cost_rows if r["topology"] == name and r["ms_per_step"] is not None),
                           key=lambda r: r["tokens"])
-            ax.plot([r["tokens"] for r in rows], [r["ms_per_step"] for r in rows], marker="o", label=name)
+            ax.plot([r["tokens"] for r in rows], [r["ms_per_step"] for r in rows], marker="o", label=name,
+                    color=colors[name])
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("tokens per modality T")
