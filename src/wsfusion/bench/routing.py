@@ -332,7 +332,7 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
 
     test = split("test", tokens, test_samples, seed, train_label)
     graph = build_topology(topology, tokens, k, seed)
-    first = build_topology(topology, stages[0][0], k, seed)
+    first = graph if stages[0][0] == tokens else build_topology(topology, stages[0][0], k, seed)
     model = RoutingModel(test.feature_dim, width, heads, layers, test.num_labels, first).to(device)
     learned = isinstance(first, LearnableWSGraph)
     topology_params = [first.beta_logit] if learned else []
