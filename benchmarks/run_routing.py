@@ -39,6 +39,29 @@ def _rank(topology: str) -> int:
     return order.index(topology) if topology in order else len(order)
 
 
+def _per_seed_table(placement: str, name: str, summary: list[dict], rows: list[dict]) -> str:
+    """Each seed's accuracy (and a learned graph's final beta) for the rows of ``summary``'s options.
+
+    The mean ± interval hides how runs fail: a topology whose seeds split between ~1.0 and chance
+    reads the same as one that is mediocre on every seed.
+    """
+    config = summary[0]["config"]
+    by_cell = {(r["tokens"], r["topology"], r["seed"]): r for r in rows
+               if r.get("config") == config and r.get("device", "cpu") == summary[0]["device"]}
+    seeds = sorted({seed for _, _, seed in by_cell})
+    table = (f"### {placement}" + (f" ({name})" if name else "") + ", per seed\n\n| T | topology | "
+             + " | ".join(f"seed {s}" for s in seeds) + " |\n|---:|---|" + "---:|" * len(seeds))
+    for r in summary:
+        cells = []
+        for s in seeds:
+            row = by_cell.get((r["tokens"], r["topology"], s))
+            beta = "" if row is None or row["beta"] is None or not r["topology"].startswith("learned-") \
+                else f" (β {row['beta']:.2f})"
+            cells.append("" if row is None else f"{row['test_acc']:.3f}{beta}")
+        table += f"\n| {r['tokens']:,} | `{r['topology']}` | " + " | ".join(cells) + " |"
+    return table
+
+
 def report(out: Path, plot: bool = True) -> str:
     """Markdown tables of every saved variant and the cost sweep; with ``plot``, writes ``routing.png``."""
     parts = []
@@ -48,7 +71,8 @@ def report(out: Path, plot: bool = True) -> str:
         placement = path.stem[len("rows-"):]
         default = routing._config({"placement": placement})
         groups: dict[str, list[dict]] = {}
-        for r in routing.summary(routing.load_rows(path)):  # one table per set of options, defaults first
+        rows = routing.load_rows(path)
+        for r in routing.summary(rows):  # one table per set of options, defaults first
             changed = {key: value for key, value in r["config"].items() if default.get(key) != value}
             name = ", ".join(f"{key}={value}" for key, value in changed.items()) + (
                 "" if r["device"] == "cpu" else f" on {r['device']}")
@@ -65,6 +89,7 @@ def report(out: Path, plot: bool = True) -> str:
                               f"| {_fmt(r['avg_path_length'], '.2f')} | {_fmt(r['diameter'], 'd')} "
                               f"| {_fmt(r['reach_bound'])} | {acc} | {r['seeds']} | {_fmt(r['beta'], '.3f')} "
                               f"| {_fmt(r['ms_per_step'], '.0f')} |")
+            parts.append(_per_seed_table(placement, name, summary, rows))
             if plot and placement == "random" and name == names[0]:  # the default options, or the only ones
                 routing.plot(summary, out / "routing.png", cost_rows)
     if cost_rows:

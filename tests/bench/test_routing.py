@@ -172,6 +172,12 @@ def test_the_report_script_reads_saved_rows_and_draws_the_plot(tmp_path):
                                                                   layers=1, width=8, heads=2, batch_size=4)))
     text = script.report(tmp_path)
     assert "### random" in text and "| 8 | `lattice` | 96 |" in text and "### cost per training step" in text
+    saved = {(r["topology"], r["seed"]): r["test_acc"] for r in routing.load_rows(tmp_path / "rows-random.json")}
+    per_seed = next(part for part in text.split("### ") if part.startswith("random (") and ", per seed" in
+                    part.splitlines()[0]).split("\n\n")[1].splitlines()  # TINY's options name the table
+    assert per_seed[0] == "| T | topology | seed 0 | seed 1 |"
+    assert per_seed[2] == f"| 8 | `lattice` | {saved['lattice', 0]:.3f} | {saved['lattice', 1]:.3f} |"
+    assert per_seed[3] == f"| 8 | `dense` | {saved['dense', 0]:.3f} | {saved['dense', 1]:.3f} |"
     assert (tmp_path / "routing.png").stat().st_size > 10_000
 
 
