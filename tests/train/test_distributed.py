@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,8 +69,13 @@ def test_a_dead_rank_gives_a_clear_error_not_a_hang(tmp_path):
     procs = launch(tmp_path, "2", timeout_s=20)
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert procs[1].returncode == 3
-    assert procs[0].returncode == 1, outputs[0]
     assert "rank 0/2:" in outputs[0] and "another training process died or stopped responding" in outputs[0]
+    # The worker exits 1 once it has reported the error. Rarely, gloo's process-group destructor then
+    # aborts the interpreter's shutdown ("terminate called without an active exception", SIGABRT): the
+    # error was still reported first, so only that exact sequence is accepted besides 1.
+    aborted_after_report = (procs[0].returncode == -signal.SIGABRT and "terminate called" in outputs[0]
+                            and outputs[0].index("ERROR: rank 0/2") < outputs[0].index("terminate called"))
+    assert procs[0].returncode == 1 or aborted_after_report, outputs[0]
     assert time.monotonic() - start < 100
 
 
