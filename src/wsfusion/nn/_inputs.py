@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -10,21 +11,61 @@ from torch import Tensor
 from wsfusion._validation import format_shape
 from wsfusion.graphs import CrossModalGraph
 
+#: PyG's hook dictionaries on a MessagePassing layer; any hook registered sends the layer down
+#: its reference (propagate) path, where PyG calls them.
+_PROPAGATE_HOOKS = (
+    "_propagate_forward_pre_hooks", "_propagate_forward_hooks", "_message_forward_pre_hooks",
+    "_message_forward_hooks", "_aggregate_forward_pre_hooks", "_aggregate_forward_hooks",
+    "_message_and_aggregate_forward_pre_hooks", "_message_and_aggregate_forward_hooks",
+    "_edge_update_forward_pre_hooks", "_edge_update_forward_hooks",
+)
+
+
+def takes_fused_path(layer: Any) -> bool:
+    """Whether a layer built with ``fused=True`` may skip ``propagate`` on this call.
+
+    Not while PyG's explain mode is on (``Explainer`` sets edge masks that
+    ``propagate`` applies to the messages) nor while any propagate / message /
+    aggregate / edge-update hook is registered: then the reference path runs,
+    which equals the fused one, so PyG's tooling sees the layer as it would
+    any other ``MessagePassing``.
+    """
+    return bool(layer.fused) and not layer.explain and not any(getattr(layer, h, None) for h in _PROPAGATE_HOOKS)
+
+
+class NoCachePickling:
+    """Mixin: the attributes named in ``_caches`` (index layouts built from the last edges seen,
+    held by weak reference) are dropped from the pickled / copied state and rebuilt on the next call."""
+
+    _caches: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # type: ignore[misc]
+        for name in self._caches:
+            state[name] = None
+        return state
+
 
 def resolve_edges(
-    layer: str, edge_index: Tensor | CrossModalGraph, edge_type: Tensor | None, num_nodes: int, device: torch.device
+    layer: str, edge_index: Tensor | CrossModalGraph, edge_type: Tensor | None, num_src: int, num_dst: int,
+    device: torch.device,
 ) -> tuple[Tensor, Tensor | None]:
     """``(edge_index [2, E], edge_type [E] or None)`` on ``device``, from tensors or a :class:`CrossModalGraph`.
 
+    Sources (row 0) index ``[0, num_src)``, targets (row 1) ``[0, num_dst)``.
     A graph's tensors come from :meth:`CrossModalGraph.edge_tensors` (copied to
     ``device`` once, then cached); tensors are range-checked once and then
     remembered until they change (:func:`checked_once`), so the per-call cost
     of validation is no device sync.
     """
+    bipartite = num_src != num_dst
     if isinstance(edge_index, CrossModalGraph):  # validated when it was built
         graph = edge_index
-        if graph.num_nodes != num_nodes:
-            raise ValueError(f"{layer}: the graph has {graph.num_nodes} nodes but x has {num_nodes}")
+        if bipartite:
+            raise ValueError(f"{layer}: a CrossModalGraph connects one node set; bipartite input (x_src, x_dst) "
+                             f"needs a bipartite edge_index tensor [2, E] (e.g. from graph.to_hetero())")
+        if graph.num_nodes != num_dst:
+            raise ValueError(f"{layer}: the graph has {graph.num_nodes} nodes but x has {num_dst}")
         edge_index, graph_type = graph.edge_tensors(device)
         if edge_type is None:
             edge_type = graph_type
@@ -34,11 +75,19 @@ def resolve_edges(
         raise ValueError(f"{layer}: edge_index must be a LongTensor of shape [2, E] or a CrossModalGraph, got {got}")
     if edge_index.dtype != torch.long:
         raise TypeError(f"{layer}: edge_index must have dtype torch.int64, got {edge_index.dtype}")
-    if not checked_once(edge_index, ("nodes", num_nodes)) and edge_index.numel() and (
-        int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes
-    ):
-        raise ValueError(f"{layer}: edge_index refers to nodes outside [0, {num_nodes}) (x has {num_nodes} nodes)")
-    _remember(edge_index, ("nodes", num_nodes))
+    against = ("nodes", num_src, num_dst)
+    if not checked_once(edge_index, against) and edge_index.numel():
+        if bipartite:
+            src, dst = edge_index
+            if int(src.min()) < 0 or int(src.max()) >= num_src:
+                raise ValueError(f"{layer}: edge_index[0] (sources) refers to nodes outside [0, {num_src}) "
+                                 f"(x_src has {num_src} nodes)")
+            if int(dst.min()) < 0 or int(dst.max()) >= num_dst:
+                raise ValueError(f"{layer}: edge_index[1] (targets) refers to nodes outside [0, {num_dst}) "
+                                 f"(x_dst has {num_dst} nodes)")
+        elif int(edge_index.min()) < 0 or int(edge_index.max()) >= num_dst:
+            raise ValueError(f"{layer}: edge_index refers to nodes outside [0, {num_dst}) (x has {num_dst} nodes)")
+    _remember(edge_index, against)
     if edge_type is not None and (not isinstance(edge_type, Tensor) or tuple(edge_type.shape) != (edge_index.shape[1],)):
         got = format_shape(tuple(edge_type.shape)) if isinstance(edge_type, Tensor) else type(edge_type).__name__
         raise ValueError(f"{layer}: edge_type must have shape [E] = [{edge_index.shape[1]}], got {got}")
@@ -46,10 +95,10 @@ def resolve_edges(
 
 
 #: (id(tensor), what it was checked against) -> (weak reference, tensor version at the check).
-_CHECKED: dict[tuple[int, tuple[str, int]], tuple[weakref.ref, int]] = {}
+_CHECKED: dict[tuple[int, tuple[Any, ...]], tuple[weakref.ref, int]] = {}
 
 
-def checked_once(t: Tensor, against: tuple[str, int]) -> bool:
+def checked_once(t: Tensor, against: tuple[Any, ...]) -> bool:
     """Whether ``t`` itself, unchanged since (same object, same in-place version), passed the check ``against``.
 
     Range checks on index tensors need a device sync (``int(t.max())``); a
@@ -59,7 +108,7 @@ def checked_once(t: Tensor, against: tuple[str, int]) -> bool:
     return entry is not None and entry[0]() is t and entry[1] == t._version
 
 
-def _remember(t: Tensor, against: tuple[str, int]) -> None:
+def _remember(t: Tensor, against: tuple[Any, ...]) -> None:
     if torch.compiler.is_compiling():
         return
     if len(_CHECKED) > 1024:  # dead entries of freed tensors
@@ -67,32 +116,85 @@ def _remember(t: Tensor, against: tuple[str, int]) -> None:
     _CHECKED[(id(t), against)] = (weakref.ref(t), t._version)
 
 
-def check_features(layer: str, x: object, in_channels: int) -> Tensor:
-    """``x`` must be ``[N, F]`` or ``[B, N, F]`` with ``F = in_channels``."""
+def _check_one(layer: str, x: object, in_channels: int, what: str) -> Tensor:
     if not isinstance(x, Tensor):
-        raise TypeError(f"{layer}: x must be a tensor [N, {in_channels}] or [B, N, {in_channels}], got {type(x).__name__}")
+        raise TypeError(f"{layer}: {what} must be a tensor [N, {in_channels}] or [B, N, {in_channels}], "
+                        f"got {type(x).__name__}")
     if x.dim() not in (2, 3) or x.shape[-1] != in_channels:
         raise ValueError(
-            f"{layer}: x must have shape [N, {in_channels}] or [B, N, {in_channels}], got {format_shape(tuple(x.shape))}"
+            f"{layer}: {what} must have shape [N, {in_channels}] or [B, N, {in_channels}], got {format_shape(tuple(x.shape))}"
         )
     if not x.is_floating_point():
-        raise TypeError(f"{layer}: x must be floating point, got dtype {x.dtype}")
+        raise TypeError(f"{layer}: {what} must be floating point, got dtype {x.dtype}")
     return x
 
 
-def check_node_mask(layer: str, node_mask: Tensor | None, x: Tensor) -> Tensor | None:
-    """``node_mask`` (True = present) must be ``[N]`` or, for batched ``x``, ``[B, N]``."""
-    if node_mask is None:
+def check_features(layer: str, x: object, in_channels: int) -> tuple[Tensor, Tensor]:
+    """``(x_src, x_dst)``: ``x`` is ``[N, F]`` or ``[B, N, F]`` (both are ``x`` itself), or a bipartite
+    pair ``(x_src, x_dst)`` of such tensors with the same batch, ``F = in_channels``."""
+    if isinstance(x, (tuple, list)):
+        if len(x) != 2:
+            raise ValueError(f"{layer}: bipartite input must be a pair (x_src, x_dst), got {len(x)} tensors")
+        x_src = _check_one(layer, x[0], in_channels, "x_src")
+        x_dst = _check_one(layer, x[1], in_channels, "x_dst")
+        if x_src.shape[:-2] != x_dst.shape[:-2]:
+            raise ValueError(f"{layer}: x_src and x_dst must have the same batch dimensions, got "
+                             f"{format_shape(tuple(x_src.shape))} and {format_shape(tuple(x_dst.shape))}")
+        return x_src, x_dst
+    x = _check_one(layer, x, in_channels, "x")
+    return x, x
+
+
+def _check_mask(layer: str, mask: object, x: Tensor, what: str) -> Tensor | None:
+    if mask is None:
         return None
     allowed = [tuple(x.shape[-2:-1])] + ([tuple(x.shape[:2])] if x.dim() == 3 else [])
-    if not isinstance(node_mask, Tensor) or node_mask.dtype != torch.bool or tuple(node_mask.shape) not in allowed:
-        got = (format_shape(tuple(node_mask.shape)) + f" {node_mask.dtype}") if isinstance(node_mask, Tensor) else type(node_mask).__name__
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) not in allowed:
+        got = (format_shape(tuple(mask.shape)) + f" {mask.dtype}") if isinstance(mask, Tensor) else type(mask).__name__
         want = " or ".join(format_shape(s) for s in allowed)
-        raise ValueError(f"{layer}: node_mask must be a bool tensor of shape {want}, got {got}")
-    return node_mask
+        raise ValueError(f"{layer}: {what} must be a bool tensor of shape {want}, got {got} (True = node present)")
+    return mask
 
 
-def check_edge_weight(layer: str, edge_weight: Tensor | None, edge_index: Tensor, x: Tensor) -> Tensor | None:
+def check_node_mask(layer: str, node_mask: object, x_src: Tensor, x_dst: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """``(source mask, target mask)``, True = present (the opposite of PyTorch's ``key_padding_mask``).
+
+    ``[N]`` or, for batched ``x``, ``[B, N]``; for bipartite input a pair
+    ``(mask_src, mask_dst)``, either may be :obj:`None`.
+    """
+    if x_src is x_dst:
+        if isinstance(node_mask, (tuple, list)):
+            raise ValueError(f"{layer}: a pair of node masks needs bipartite input (x_src, x_dst); give one mask")
+        mask = _check_mask(layer, node_mask, x_src, "node_mask")
+        return mask, mask
+    if node_mask is None:
+        return None, None
+    if not isinstance(node_mask, (tuple, list)) or len(node_mask) != 2:
+        raise ValueError(f"{layer}: with bipartite input, node_mask must be a pair (mask_src, mask_dst), "
+                         f"got {type(node_mask).__name__}")
+    return (_check_mask(layer, node_mask[0], x_src, "node_mask[0] (sources)"),
+            _check_mask(layer, node_mask[1], x_dst, "node_mask[1] (targets)"))
+
+
+def padding_to_node_mask(layer: str, node_mask: Any, key_padding_mask: Any) -> Any:
+    """``node_mask`` from PyTorch's ``key_padding_mask`` (True = padding, ignore), which is its negation."""
+    if key_padding_mask is None:
+        return node_mask
+    if node_mask is not None:
+        raise ValueError(f"{layer}: give node_mask (True = present) or key_padding_mask (True = padding), not both")
+    if isinstance(key_padding_mask, (tuple, list)):
+        return tuple(None if m is None else _negate(layer, m) for m in key_padding_mask)
+    return _negate(layer, key_padding_mask)
+
+
+def _negate(layer: str, mask: Any) -> Tensor:
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = f"{mask.dtype} tensor" if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(f"{layer}: key_padding_mask must be a bool tensor (True = padding), got {got}")
+    return ~mask
+
+
+def check_edge_weight(layer: str, edge_weight: Tensor | None, edge_index: Tensor) -> Tensor | None:
     """``edge_weight`` must be a floating-point ``[E]`` tensor (one weight per edge, shared by the batch)."""
     if edge_weight is None:
         return None
@@ -100,16 +202,22 @@ def check_edge_weight(layer: str, edge_weight: Tensor | None, edge_index: Tensor
     if not isinstance(edge_weight, Tensor) or tuple(edge_weight.shape) != (num_edges,) or not edge_weight.is_floating_point():
         got = (format_shape(tuple(edge_weight.shape)) + f" {edge_weight.dtype}") if isinstance(edge_weight, Tensor) else type(edge_weight).__name__
         raise ValueError(f"{layer}: edge_weight must be a floating-point tensor of shape [E] = [{num_edges}], got {got}")
-    return edge_weight.to(device=x.device, dtype=x.dtype)
+    return edge_weight.to(edge_index.device)
 
 
 def check_edge_type(layer: str, edge_type: Tensor | None, num_relations: int, needed_for: str) -> Tensor:
-    """``edge_type`` must be given and hold relation ids below ``num_relations``."""
+    """``edge_type`` must be given and hold relation ids in ``[0, num_relations)``."""
     if edge_type is None:
         raise ValueError(f"{layer}: edge_type is required {needed_for}, or pass a CrossModalGraph")
+    if edge_type.dtype != torch.long:
+        raise TypeError(f"{layer}: edge_type must have dtype torch.int64, got {edge_type.dtype}")
     if checked_once(edge_type, ("relations", num_relations)):
         return edge_type
-    if edge_type.numel() and int(edge_type.max()) >= num_relations:
-        raise ValueError(f"{layer}: edge_type has relation {int(edge_type.max())} but num_relations={num_relations}")
+    if edge_type.numel():
+        low, high = int(edge_type.min()), int(edge_type.max())
+        if low < 0:
+            raise ValueError(f"{layer}: edge_type has relation {low}; relation ids must be in [0, {num_relations})")
+        if high >= num_relations:
+            raise ValueError(f"{layer}: edge_type has relation {high} but num_relations={num_relations}")
     _remember(edge_type, ("relations", num_relations))
     return edge_type

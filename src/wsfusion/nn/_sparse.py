@@ -1,10 +1,25 @@
-"""The fast kernels behind :class:`WSLinear`: CSR SpMM and SDDMM from torch itself.
+"""The fast kernels behind the layers: CSR SpMM and SDDMM from torch itself, as custom ops.
 
 A graph's weighted adjacency ``A [N_dst, N_src]`` with one value per directed
 edge is stored as CSR *structure* (``crow``, ``col``) plus the edge values in
 ``edge_index`` order (sorted by target, then source, which is CSR row order).
 For the input gradient the transposed structure is precomputed once, with the
-permutation that reorders the edge values into it.
+permutation that reorders the edge values into it (and its inverse, the
+transposed structure's own permutation).
+
+The two kernels are :func:`torch.library.custom_op` operators
+(``wsfusion::csr_spmm``, ``wsfusion::csr_sddmm``) with fake (shape)
+implementations and autograd formulas in terms of each other, so
+``torch.compile`` keeps them inside the compiled graph as opaque nodes
+instead of breaking the graph, and eager mode runs the same code.
+
+Precision: torch's CPU CSR kernels have no float16 / bfloat16 version, so
+half-precision operands are accumulated in float32 inside the op and the
+result is rounded back to the operands' dtype (on every device, so CPU and
+CUDA agree). Which dtype the operands have follows autocast's convention for
+a matmul (:func:`compute_dtype`), as :class:`torch.nn.Linear` does: under
+``torch.autocast`` they are cast to the autocast dtype, otherwise they keep
+their own (promoted) dtype.
 """
 
 from __future__ import annotations
@@ -13,9 +28,102 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from wsfusion.graphs._edges import directed_keys, reverse_keys
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the CSR kernels compute in for operands of ``dtype``: float32 for half precision."""
+    return torch.float32 if dtype in _HALF else dtype
+
+
+def compute_dtype(*tensors: Tensor) -> torch.dtype:
+    """The dtype a matmul of ``tensors`` runs in: the autocast dtype when autocast is on for their
+    device, else their promoted dtype (as for :func:`torch.nn.functional.linear`)."""
+    device_type = tensors[0].device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def _no_autocast(device_type: str):
+    # Inside the ops the kernels must see the dtype they were given: autocast would cast
+    # the sparse matmul's operands to half precision, for which CPU has no kernel.
+    return torch.autocast(device_type, enabled=False)
+
+
+@torch.library.custom_op("wsfusion::csr_spmm", mutates_args=())
+def csr_spmm(crow: Tensor, col: Tensor, t_crow: Tensor, t_col: Tensor, t_perm: Tensor, t_inv: Tensor,
+             values: Tensor, x: Tensor) -> Tensor:
+    """``A @ x`` for ``A [R, C]`` in CSR (``crow``, ``col``, ``values``) and dense ``x [C, d]``: ``[R, d]``.
+
+    ``t_crow``, ``t_col``, ``t_perm``, ``t_inv`` are the transpose's structure
+    (values of ``A^T`` = ``values[t_perm]``, ``t_inv`` its inverse), used by
+    the backward pass.
+    """
+    rows, cols = crow.numel() - 1, t_crow.numel() - 1
+    acc = accumulation_dtype(x.dtype)
+    with _no_autocast(x.device.type):
+        matrix = torch.sparse_csr_tensor(crow, col, values.to(acc), (rows, cols), check_invariants=False)
+        out = matrix @ x.to(acc).contiguous()
+    return out.to(x.dtype)
+
+
+@csr_spmm.register_fake
+def _(crow, col, t_crow, t_col, t_perm, t_inv, values, x):
+    return x.new_empty(crow.shape[0] - 1, x.shape[1])
+
+
+@torch.library.custom_op("wsfusion::csr_sddmm", mutates_args=())
+def csr_sddmm(crow: Tensor, col: Tensor, t_crow: Tensor, t_col: Tensor, t_perm: Tensor, t_inv: Tensor,
+              a: Tensor, b: Tensor) -> Tensor:
+    r"""``[V]``: :math:`\langle a_{\mathrm{row}(v)}, b_{\mathrm{col}(v)} \rangle` at every stored entry ``v``
+    of the CSR structure, for ``a [R, d]``, ``b [C, d]`` (SDDMM, never ``R × C``)."""
+    rows, cols = crow.numel() - 1, t_crow.numel() - 1
+    acc = accumulation_dtype(a.dtype)
+    with _no_autocast(a.device.type):
+        pattern = torch.sparse_csr_tensor(crow, col, a.new_zeros(col.shape, dtype=acc), (rows, cols),
+                                          check_invariants=False)
+        out = torch.sparse.sampled_addmm(pattern, a.to(acc), b.to(acc).t(), beta=0.0).values()
+    return out.to(a.dtype)
+
+
+@csr_sddmm.register_fake
+def _(crow, col, t_crow, t_col, t_perm, t_inv, a, b):
+    return a.new_empty(col.shape[0])
+
+
+def _save_all(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _spmm_backward(ctx, grad: Tensor):
+    crow, col, t_crow, t_col, t_perm, t_inv, values, x = ctx.saved_tensors
+    grad_values = grad_x = None
+    if ctx.needs_input_grad[6]:
+        grad_values = csr_sddmm(crow, col, t_crow, t_col, t_perm, t_inv, grad, x)
+    if ctx.needs_input_grad[7]:
+        grad_x = csr_spmm(t_crow, t_col, crow, col, t_inv, t_perm, values[t_perm], grad)
+    return None, None, None, None, None, None, grad_values, grad_x
+
+
+def _sddmm_backward(ctx, grad: Tensor):
+    crow, col, t_crow, t_col, t_perm, t_inv, a, b = ctx.saved_tensors
+    grad_a = grad_b = None
+    if ctx.needs_input_grad[6]:
+        grad_a = csr_spmm(crow, col, t_crow, t_col, t_perm, t_inv, grad, b)
+    if ctx.needs_input_grad[7]:
+        grad_b = csr_spmm(t_crow, t_col, crow, col, t_inv, t_perm, grad[t_perm], a)
+    return None, None, None, None, None, None, grad_a, grad_b
+
+
+csr_spmm.register_autograd(_spmm_backward, setup_context=_save_all)
+csr_sddmm.register_autograd(_sddmm_backward, setup_context=_save_all)
 
 
 class CSRStructure(NamedTuple):
@@ -26,8 +134,20 @@ class CSRStructure(NamedTuple):
     t_crow: Tensor
     t_col: Tensor
     t_perm: Tensor  # values of A^T in CSR order = values of A [t_perm]
+    t_inv: Tensor  # the inverse permutation: values of A = values of A^T [t_inv]
     num_dst: int
     num_src: int
+
+    @property
+    def indices(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The six index tensors, in the kernels' argument order."""
+        return self.crow, self.col, self.t_crow, self.t_col, self.t_perm, self.t_inv
+
+
+def inverse_permutation(perm: Tensor) -> Tensor:
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(perm.numel(), device=perm.device)
+    return inverse
 
 
 def csr_structure(edge_index: Tensor, num_nodes: int) -> CSRStructure:
@@ -42,12 +162,13 @@ def csr_structure(edge_index: Tensor, num_nodes: int) -> CSRStructure:
         raise ValueError("edge_index must be sorted by target then source, without duplicate edges")
     crow = compressed_rows(dst, num_nodes)
     t_perm = torch.argsort(reverse_keys(edge_index, num_nodes))
-    return CSRStructure(crow, src.clone(), compressed_rows(src, num_nodes), dst[t_perm], t_perm, num_nodes, num_nodes)
+    return CSRStructure(crow, src.clone(), compressed_rows(src, num_nodes), dst[t_perm], t_perm,
+                        inverse_permutation(t_perm), num_nodes, num_nodes)
 
 
 class RelationPairs(NamedTuple):
     """The (target, relation) pairs that occur in a typed edge set, and the CSR structure that sums
-    each pair's incoming sources: ``A [P, N]`` with one row per pair, sorted by relation then target."""
+    each pair's incoming sources: ``A [P, N_src]`` with one row per pair, sorted by relation then target."""
 
     order: Tensor  # [E]: edge ids in the structure's value order
     structure: CSRStructure  # rows = pairs, columns = sources
@@ -55,23 +176,24 @@ class RelationPairs(NamedTuple):
     bounds: tuple[int, ...]  # pairs of relation r are rows bounds[r] : bounds[r + 1]
 
 
-def relation_pairs(edge_index: Tensor, edge_type: Tensor, num_nodes: int, num_relations: int) -> RelationPairs:
+def relation_pairs(edge_index: Tensor, edge_type: Tensor, num_src: int, num_dst: int, num_relations: int) -> RelationPairs:
     """Group edges by (relation, target) for aggregate-then-transform relational message passing.
 
-    Edges may come in any order and repeat (a repeated edge counts twice).
+    Edges may come in any order and repeat (a repeated edge counts twice);
+    sources index ``[0, num_src)``, targets ``[0, num_dst)`` (bipartite when they differ).
     """
     src, dst = edge_index
-    pair_key = edge_type * num_nodes + dst
-    order = torch.argsort(pair_key * num_nodes + src, stable=True)
+    pair_key = edge_type * num_dst + dst
+    order = torch.argsort(pair_key * num_src + src, stable=True)
     keys, row = torch.unique_consecutive(pair_key[order], return_inverse=True)
     num_pairs = keys.numel()
     col = src[order]
     t_perm = torch.argsort(col * num_pairs + row, stable=True)
-    structure = CSRStructure(compressed_rows(row, num_pairs), col, compressed_rows(col[t_perm], num_nodes), row[t_perm], t_perm,
-                             num_pairs, num_nodes)
-    counts = torch.bincount(keys // num_nodes, minlength=num_relations)
+    structure = CSRStructure(compressed_rows(row, num_pairs), col, compressed_rows(col[t_perm], num_src), row[t_perm], t_perm,
+                             inverse_permutation(t_perm), num_pairs, num_src)
+    counts = torch.bincount(keys // num_dst, minlength=num_relations)
     bounds = (0, *torch.cumsum(counts, 0).tolist())
-    return RelationPairs(order, structure, keys % num_nodes, bounds)
+    return RelationPairs(order, structure, keys % num_dst, bounds)
 
 
 def compressed_rows(sorted_rows: Tensor, num_rows: int) -> Tensor:
@@ -91,59 +213,27 @@ def node_major(x: Tensor) -> Tensor:
     return x_t if x_t.is_contiguous() else x_t.contiguous()
 
 
-class _EdgeWeightedSpMM(torch.autograd.Function):
-    """``out = (A(w) @ x.T).T`` for ``x [B, N_src]``; kernels run node-major, gradients by SpMM and SDDMM.
-
-    The kernels want node-major ``[N, B]`` operands, so at most two
-    transposing copies happen, both inside: ``x`` and the output gradient are
-    made node-major (free when they already are). The output and the input
-    gradient are returned as transposed views of the kernels' node-major
-    results, never copied back: the op before a ``WSLinear`` takes its
-    gradient in any layout (``mm`` reads transposed operands through BLAS
-    flags), and a leaf input's gradient is laid out by autograd itself.
-
-    Measured and rejected (``benchmarks/bench_ws_linear.py``, 2 threads):
-    running MKL's column-major SpMM on the contiguous ``[B, N]`` memory
-    directly (no copies at all) was 1.0-1.6x *slower* than copy + row-major
-    SpMM at N >= 3,072, and a permute-based transposing copy that had once
-    measured faster was 2-4x slower than ``.t().contiguous()``.
-    """
-
-    @staticmethod
-    def forward(ctx, weight: Tensor, x: Tensor, s: CSRStructure) -> Tensor:  # type: ignore[override]
-        x_nodes = node_major(x)
-        ctx.structure = s
-        ctx.save_for_backward(weight, x_nodes)
-        return (csr_tensor(s.crow, s.col, weight, (s.num_dst, s.num_src)) @ x_nodes).t()
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        weight, x_nodes = ctx.saved_tensors
-        s: CSRStructure = ctx.structure
-        grad_nodes = node_major(grad_out)
-        grad_weight = grad_x = None
-        if ctx.needs_input_grad[1]:
-            grad_x = (csr_tensor(s.t_crow, s.t_col, weight[s.t_perm], (s.num_src, s.num_dst)) @ grad_nodes).t()
-        if ctx.needs_input_grad[0]:
-            # SDDMM: grad_w[e] = <grad_out[:, dst_e], x[:, src_e]>, only at the edges (never N x N).
-            pattern = csr_tensor(s.crow, s.col, weight.detach(), (s.num_dst, s.num_src))
-            grad_weight = torch.sparse.sampled_addmm(pattern, grad_nodes, x_nodes.t(), beta=0.0).values()
-        return grad_weight, grad_x, None
-
-
 def edge_weighted_spmm(weight: Tensor, x: Tensor, structure: CSRStructure) -> Tensor:
     r"""``out[:, t] = sum over edges s -> t of weight[e] * x[:, s]``, features last.
+
+    The kernel runs node-major: ``x`` is made ``[N_src, B]`` contiguous (free
+    when it already is a transposed view of such memory) and the output is
+    returned as a transposed view of the kernel's node-major result, never
+    copied back; its gradient comes back the same way. Measured and rejected
+    (``benchmarks/bench_ws_linear.py``, 2 threads): MKL's column-major SpMM on
+    the contiguous ``[B, N]`` memory (no copies) was 1.0-1.6x *slower* than
+    copy + row-major SpMM at N >= 3,072.
 
     Args:
         weight (torch.Tensor): One value per edge ``[E]``, in the structure's
             (target, source) order.
-        x (torch.Tensor): ``[B, N_src]``; fastest when it is a transposed view
-            of node-major ``[N_src, B]`` memory (as this function returns).
+        x (torch.Tensor): ``[B, N_src]``.
         structure (CSRStructure): From :func:`csr_structure`.
 
     Returns:
-        ``[B, N_dst]``, a transposed view of node-major memory.
-        Differentiable in ``weight`` and ``x``.
+        ``[B, N_dst]`` in :func:`compute_dtype` of ``weight`` and ``x``, a
+        transposed view of node-major memory. Differentiable in ``weight``
+        and ``x`` (SpMM with the transposed values, SDDMM for the weights).
     """
-    return _EdgeWeightedSpMM.apply(weight, x, structure)
+    dtype = compute_dtype(weight, x)
+    return csr_spmm(*structure.indices, weight.to(dtype), node_major(x.to(dtype))).t()

@@ -11,7 +11,16 @@ from torch_geometric.utils import scatter, softmax
 
 from wsfusion._validation import check_heads, check_positive_int, check_probability
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.nn._inputs import check_edge_type, check_edge_weight, check_features, check_node_mask, resolve_edges
+from wsfusion.nn._inputs import (
+    NoCachePickling,
+    check_edge_type,
+    check_edge_weight,
+    check_features,
+    check_node_mask,
+    padding_to_node_mask,
+    resolve_edges,
+    takes_fused_path,
+)
 from wsfusion.nn._sparse_attention import (
     AttentionStructure,
     attention_structure,
@@ -21,7 +30,7 @@ from wsfusion.nn._sparse_attention import (
 )
 
 
-class CrossModalAttentionConv(MessagePassing):
+class CrossModalAttentionConv(NoCachePickling, MessagePassing):
     r"""Multi-head attention restricted to the neighbours of a cross-modal graph.
 
     Standard scaled dot-product multi-head attention in which node :math:`i`
@@ -86,6 +95,8 @@ class CrossModalAttentionConv(MessagePassing):
           alpha :math:`(E, H)` or :math:`(B, E, H)`
     """
 
+    _caches = ("_structure",)
+
     def __init__(
         self,
         in_channels: int,
@@ -98,7 +109,7 @@ class CrossModalAttentionConv(MessagePassing):
     ) -> None:
         super().__init__(aggr="add", node_dim=-3)
         self.fused = bool(fused)
-        self._structure: tuple[weakref.ref, int, int, int, AttentionStructure] | None = None
+        self._structure: tuple[weakref.ref, int, tuple[int, int, int], AttentionStructure] | None = None
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
         _, self.heads = check_heads(out_channels, "out_channels", heads, "heads")
@@ -123,94 +134,109 @@ class CrossModalAttentionConv(MessagePassing):
 
     def forward(
         self,
-        x: Tensor,
+        x: Tensor | tuple[Tensor, Tensor],
         edge_index: Tensor | CrossModalGraph,
         edge_type: Tensor | None = None,
-        node_mask: Tensor | None = None,
+        node_mask: Tensor | tuple[Tensor | None, Tensor | None] | None = None,
         return_attention_weights: bool = False,
         edge_weight: Tensor | None = None,
+        *,
+        key_padding_mask: Tensor | tuple[Tensor | None, Tensor | None] | None = None,
     ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
         name = type(self).__name__
-        x = check_features(name, x, self.in_channels)
-        num_nodes = x.shape[-2]
-        edge_index, edge_type = resolve_edges(name, edge_index, edge_type, num_nodes, x.device)
-        node_mask = check_node_mask(name, node_mask, x)
-        edge_weight = check_edge_weight(name, edge_weight, edge_index, x)
-        if self.relation is not None:
-            edge_type = check_edge_type(name, edge_type, self.num_relations, "with relation embeddings")
-
-        if self.fused:
-            return self._fused_forward(x, edge_index, edge_type, node_mask, edge_weight, return_attention_weights)
-        lead = x.shape[:-1]
-        split = (*lead, self.heads, self.head_dim)
-        query = self.query(x).view(split)
-        key = self.key(x).view(split)
-        value = self.value(x).view(split)
+        x_src, x_dst = check_features(name, x, self.in_channels)
+        node_mask = padding_to_node_mask(name, node_mask, key_padding_mask)
+        mask_src, mask_dst = check_node_mask(name, node_mask, x_src, x_dst)
+        num_src, num_dst = x_src.shape[-2], x_dst.shape[-2]
+        fused = takes_fused_path(self)
+        batch = x_dst.shape[0] if x_dst.dim() == 3 else 1
+        edge_index, edge_type, edge_weight, structure = self._edges(
+            edge_index, edge_type, edge_weight, num_src, num_dst, batch, x_dst.device, fused)
+        if fused:
+            return self._fused_forward(x_src, x_dst, edge_index, edge_type, mask_src, mask_dst, edge_weight,
+                                       return_attention_weights, structure)
+        lead_src, lead_dst = x_src.shape[:-1], x_dst.shape[:-1]
+        query = self.query(x_dst).view(*lead_dst, self.heads, self.head_dim)
+        key = self.key(x_src).view(*lead_src, self.heads, self.head_dim)
+        value = self.value(x_src).view(*lead_src, self.heads, self.head_dim)
         relation = None if self.relation is None else self.relation(edge_type).view(-1, self.heads, self.head_dim)
-        source_present = None if node_mask is None else node_mask[..., edge_index[0]]
-        size = (num_nodes, num_nodes)
+        source_present = None if mask_src is None else mask_src[..., edge_index[0]]
+        size = (num_src, num_dst)
         # As PyG's GATConv: the coefficients are an edge-level computation (edge_updater), then
         # the messages weight the values by them (propagate).
         alpha = self.edge_updater(edge_index, query=query, key=key, relation=relation,
                                   source_present=source_present, edge_weight=edge_weight, size=size)
         dropped = F.dropout(alpha, p=self.dropout, training=self.training)
-        out = self.propagate(edge_index, value=value, alpha=dropped, size=size)
-        out = self.out(out.reshape(*lead, self.out_channels))
-        if node_mask is not None:
-            out = out * node_mask.unsqueeze(-1).to(out.dtype)
+        out = self.propagate(edge_index, value=value, alpha=dropped.to(value.dtype), size=size)
+        out = self.out(out.reshape(*lead_dst, self.out_channels))
+        if mask_dst is not None:
+            out = out * mask_dst.unsqueeze(-1).to(out.dtype)
         if return_attention_weights:
             return out, (edge_index, alpha)
         return out
 
-    def _structure_for(self, edge_index: Tensor, num_nodes: int, batch: int) -> AttentionStructure:
+    # Resolving and range-checking the edges, and the cached CSR layout, run eagerly under
+    # torch.compile (one graph break a call): they read tensor identities, not tensor values.
+    @torch.compiler.disable
+    def _edges(self, edge_index: Tensor | CrossModalGraph, edge_type: Tensor | None, edge_weight: Tensor | None,
+               num_src: int, num_dst: int, batch: int, device: torch.device, fused: bool,
+               ) -> tuple[Tensor, Tensor | None, Tensor | None, AttentionStructure | None]:
+        name = type(self).__name__
+        edge_index, edge_type = resolve_edges(name, edge_index, edge_type, num_src, num_dst, device)
+        if self.relation is not None:
+            if edge_type is None and self.num_relations == 1:
+                edge_type = edge_index.new_zeros(edge_index.shape[1])
+            edge_type = check_edge_type(name, edge_type, self.num_relations, "with relation embeddings")
+        edge_weight = check_edge_weight(name, edge_weight, edge_index)
+        structure = self._structure_for(edge_index, num_src, num_dst, batch) if fused else None
+        return edge_index, edge_type, edge_weight, structure
+
+    def _structure_for(self, edge_index: Tensor, num_src: int, num_dst: int, batch: int) -> AttentionStructure:
         """The CSR layout of ``edge_index``, rebuilt only when a different (or changed) tensor comes in."""
         cached = self._structure
         if (cached is not None and cached[0]() is edge_index and cached[1] == edge_index._version
-                and cached[2:4] == (num_nodes, batch)):
-            return cached[4]
-        structure = attention_structure(edge_index, num_nodes, batch, self.heads)
-        if not torch.compiler.is_compiling():
-            self._structure = (weakref.ref(edge_index), edge_index._version, num_nodes, batch, structure)
+                and cached[2] == (num_src, num_dst, batch)):
+            return cached[3]
+        structure = attention_structure(edge_index, num_dst, batch, self.heads, num_src=num_src)
+        self._structure = (weakref.ref(edge_index), edge_index._version, (num_src, num_dst, batch), structure)
         return structure
 
-    # torch.compile runs the fused path eagerly (a graph break): dynamo cannot trace the
-    # batched CSR kernels, and the projections around them are a small part of the cost.
-    @torch.compiler.disable
     def _fused_forward(
-        self, x: Tensor, edge_index: Tensor, edge_type: Tensor | None, node_mask: Tensor | None,
-        edge_weight: Tensor | None, return_attention_weights: bool,
+        self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_type: Tensor | None, mask_src: Tensor | None,
+        mask_dst: Tensor | None, edge_weight: Tensor | None, return_attention_weights: bool, s: AttentionStructure,
     ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
-        batched = x.dim() == 3
-        xb = x if batched else x.unsqueeze(0)
-        b, n, _ = xb.shape
+        batched = x_dst.dim() == 3
+        xs = x_src if batched else x_src.unsqueeze(0)
+        xd = x_dst if batched else x_dst.unsqueeze(0)
+        b, n = xd.shape[0], xd.shape[1]
+        n_src = xs.shape[1]
         h, d = self.heads, self.head_dim
-        s = self._structure_for(edge_index, n, b)
 
         # The projections' own [B, N, H·d] memory is the [B·N·H, d] row layout of the structure:
         # no heads-first copies of queries, keys, values or outputs (nor of their gradients), and
         # the 1/sqrt(d) score scale rides on the query weights.
         scale = 1.0 / math.sqrt(d)
         query_bias = None if self.query.bias is None else self.query.bias * scale
-        query = F.linear(xb, self.query.weight * scale, query_bias).reshape(-1, d)
-        key = self.key(xb).reshape(-1, d)
-        value = self.value(xb).reshape(-1, d)
+        query = F.linear(xd, self.query.weight * scale, query_bias).reshape(-1, d)
+        key = self.key(xs).reshape(-1, d)
+        value = self.value(xs).reshape(-1, d)
         score = edge_scores(query, key, s)  # [V], values in (b, target, head, source) order
         if self.relation is not None:
             # q·(k + r) = q·k + q·r: the relation term is q against R vectors, picked per value.
             relations = self.relation.weight.view(-1, h, d)
             num_relations = relations.shape[0]
-            q_dot_r = torch.einsum("bnhd,rhd->bnhr", query.view(b, n, h, d), relations)
+            q_dot_r = torch.einsum("bnhd,rhd->bnhr", query.view(b, n, h, d), relations.to(query.dtype))
             score = score + q_dot_r.reshape(-1)[s.row * num_relations + edge_type[s.order][s.edge]]
         present = None
-        if node_mask is not None:
+        if mask_src is not None:
             # The value's source node (b, j) is its column // heads.
-            present = node_mask.expand(b, n).reshape(-1)[s.col // h]
+            present = mask_src.expand(b, n_src).reshape(-1)[s.col // h]
         weight = None if edge_weight is None else edge_weight[s.order][s.edge]
         alpha = edge_softmax(score, s, present, weight)
         dropped = F.dropout(alpha, p=self.dropout, training=True) if self.training and self.dropout > 0 else alpha
         out = self.out(edge_aggregate(dropped, value, s).view(b, n, h * d))
-        if node_mask is not None:
-            out = out * node_mask.unsqueeze(-1).to(out.dtype)
+        if mask_dst is not None:
+            out = out * mask_dst.unsqueeze(-1).to(out.dtype)
         if not batched:
             out = out.squeeze(0)
         if not return_attention_weights:
@@ -235,6 +261,7 @@ class CrossModalAttentionConv(MessagePassing):
         if relation is not None:
             key_j = key_j + relation
         score = (query_i * key_j).sum(dim=-1) / math.sqrt(self.head_dim)  # [..., E, H]
+        score = score.to(torch.promote_types(score.dtype, torch.float32))  # softmax in fp32, as autocast's
         if source_present is not None:
             # The lowest finite score rather than -inf: a target whose neighbours are all masked
             # then gets a finite softmax (zeroed below) instead of NaN values and gradients.

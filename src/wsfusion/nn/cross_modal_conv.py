@@ -10,11 +10,19 @@ from torch_geometric.utils import scatter
 
 from wsfusion._validation import check_positive_int
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.nn._inputs import check_edge_type, check_edge_weight, check_features, check_node_mask, resolve_edges
-from wsfusion.nn._sparse import RelationPairs, edge_weighted_spmm, relation_pairs
+from wsfusion.nn._inputs import (
+    NoCachePickling,
+    check_edge_type,
+    check_edge_weight,
+    check_features,
+    check_node_mask,
+    resolve_edges,
+    takes_fused_path,
+)
+from wsfusion.nn._sparse import RelationPairs, compute_dtype, edge_weighted_spmm, relation_pairs
 
 
-class CrossModalConv(MessagePassing):
+class CrossModalConv(NoCachePickling, MessagePassing):
     r"""Relation-typed message passing over a cross-modal graph (RGCN-like, `Schlichtkrull et al., 2018
     <https://arxiv.org/abs/1703.06103>`_), with one weight per ordered modality pair.
 
@@ -69,6 +77,8 @@ class CrossModalConv(MessagePassing):
         - **output:** :math:`(N, F_{out})` or :math:`(B, N, F_{out})`
     """
 
+    _caches = ("_structure",)
+
     def __init__(
         self,
         in_channels: int,
@@ -85,7 +95,7 @@ class CrossModalConv(MessagePassing):
         # Messages are always summed here; the mean divides by the per-sample count of present neighbours.
         super().__init__(aggr="add", node_dim=-2)
         self.fused = bool(fused)
-        self._structure: tuple[weakref.ref, int, weakref.ref, int, int, RelationPairs] | None = None
+        self._structure: tuple[weakref.ref, int, weakref.ref, int, tuple[int, int], RelationPairs] | None = None
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
         self.num_relations = check_positive_int(num_relations, "num_relations")
@@ -120,47 +130,65 @@ class CrossModalConv(MessagePassing):
 
     def forward(
         self,
-        x: Tensor,
+        x: Tensor | tuple[Tensor, Tensor],
         edge_index: Tensor | CrossModalGraph,
         edge_type: Tensor | None = None,
-        node_mask: Tensor | None = None,
+        node_mask: Tensor | tuple[Tensor | None, Tensor | None] | None = None,
         edge_weight: Tensor | None = None,
     ) -> Tensor:
         name = type(self).__name__
-        x = check_features(name, x, self.in_channels)
-        num_nodes = x.shape[-2]
-        edge_index, edge_type = resolve_edges(name, edge_index, edge_type, num_nodes, x.device)
-        node_mask = check_node_mask(name, node_mask, x)
-        edge_type = check_edge_type(name, edge_type, self.num_relations, "(one relation id per edge)")
-        edge_weight = check_edge_weight(name, edge_weight, edge_index, x)
-        if node_mask is not None:
-            x = x * node_mask.unsqueeze(-1).to(x.dtype)  # masked nodes send nothing
+        x_src, x_dst = check_features(name, x, self.in_channels)
+        mask_src, mask_dst = check_node_mask(name, node_mask, x_src, x_dst)
+        num_src, num_dst = x_src.shape[-2], x_dst.shape[-2]
+        fused = takes_fused_path(self)
+        edge_index, edge_type, edge_weight, pairs = self._edges(edge_index, edge_type, edge_weight, num_src, num_dst,
+                                                                x_src.device, fused)
+        dtype = compute_dtype(x_dst, self.weight)  # the output's, as nn.Linear's under autocast
+        if mask_src is not None:
+            x_src = x_src * mask_src.unsqueeze(-1).to(x_src.dtype)  # masked nodes send nothing
+        if edge_weight is not None:
+            edge_weight = edge_weight.to(x_src.dtype)
 
         src, dst = edge_index
-        if self.fused:
-            out = self._fused_messages(x, edge_index, edge_type, edge_weight)
+        if fused:
+            out = self._fused_messages(x_src, num_dst, pairs, edge_weight)
         else:
-            # Every node under every relation's weight, [..., N * R, F_out]; each edge then
+            # Every source under every relation's weight, [..., N_src * R, F_out]; each edge then
             # takes the row of its source under its own relation.
             relations = self.num_relations
-            h = torch.einsum("...nf,rfo->...nro", x, self.relation_weights()).flatten(-3, -2)
+            h = torch.einsum("...nf,rfo->...nro", x_src, self.relation_weights()).flatten(-3, -2)
             typed = torch.stack([src * relations + edge_type, dst])
-            out = self.propagate(typed, x=h, edge_weight=edge_weight, size=(num_nodes * relations, num_nodes))
+            out = self.propagate(typed, x=h, edge_weight=edge_weight, size=(num_src * relations, num_dst))
         if self.mean:
-            present = torch.ones_like(src, dtype=x.dtype) if node_mask is None else node_mask[..., src].to(x.dtype)
+            present = torch.ones_like(src, dtype=x_src.dtype) if mask_src is None else mask_src[..., src].to(x_src.dtype)
             if edge_weight is not None:
                 present = present * edge_weight
-            count = scatter(present, dst, dim=-1, dim_size=num_nodes, reduce="sum")
+            count = scatter(present, dst, dim=-1, dim_size=num_dst, reduce="sum")
             out = out / count.clamp(min=1).unsqueeze(-1)
         if self.root is not None:
-            out = out + self.root(x)
+            out = out + self.root(x_dst if mask_dst is None else x_dst * mask_dst.unsqueeze(-1).to(x_dst.dtype))
         if self.bias is not None:
             out = out + self.bias
-        if node_mask is not None:
-            out = out * node_mask.unsqueeze(-1).to(out.dtype)
-        return out
+        if mask_dst is not None:
+            out = out * mask_dst.unsqueeze(-1).to(out.dtype)
+        return out.to(dtype)
 
-    def _fused_messages(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, edge_weight: Tensor | None) -> Tensor:
+    # Resolving and range-checking the edges, and the cached index layout, run eagerly under
+    # torch.compile (one graph break a call): they read tensor identities, not tensor values.
+    @torch.compiler.disable
+    def _edges(self, edge_index: Tensor | CrossModalGraph, edge_type: Tensor | None, edge_weight: Tensor | None,
+               num_src: int, num_dst: int, device: torch.device, fused: bool,
+               ) -> tuple[Tensor, Tensor, Tensor | None, RelationPairs | None]:
+        name = type(self).__name__
+        edge_index, edge_type = resolve_edges(name, edge_index, edge_type, num_src, num_dst, device)
+        if edge_type is None and self.num_relations == 1:
+            edge_type = edge_index.new_zeros(edge_index.shape[1])  # one relation: every edge has it
+        edge_type = check_edge_type(name, edge_type, self.num_relations, "(one relation id per edge)")
+        edge_weight = check_edge_weight(name, edge_weight, edge_index)
+        pairs = self._structure_for(edge_index, edge_type, num_src, num_dst) if fused else None
+        return edge_index, edge_type, edge_weight, pairs
+
+    def _fused_messages(self, x_src: Tensor, num_dst: int, pairs: RelationPairs, edge_weight: Tensor | None) -> Tensor:
         r""":math:`\sum_{j \to i} w_{ji} \mathbf{W}_{r(j,i)} \mathbf{x}_j`, aggregating before transforming.
 
         One SpMM sums each (relation, target) pair's sources, ``[P, F_in]``; then
@@ -169,11 +197,10 @@ class CrossModalConv(MessagePassing):
         into its own modality), so this costs :math:`P F_{in} F_{out}` instead of
         :math:`N R F_{in} F_{out}`.
         """
-        num_nodes = x.shape[-2]
-        pairs = self._structure_for(edge_index, edge_type, num_nodes)
-        weight = x.new_ones(pairs.order.numel()) if edge_weight is None else edge_weight[pairs.order]
-        lead = x.shape[:-2]
-        columns = x.movedim(-1, -2).reshape(-1, num_nodes)  # [B·F_in, N]: features are the SpMM batch
+        num_src = x_src.shape[-2]
+        weight = x_src.new_ones(pairs.order.numel()) if edge_weight is None else edge_weight[pairs.order]
+        lead = x_src.shape[:-2]
+        columns = x_src.movedim(-1, -2).reshape(-1, num_src)  # [B·F_in, N_src]: features are the SpMM batch
         summed = edge_weighted_spmm(weight, columns, pairs.structure)  # [B·F_in, P]
         summed = summed.reshape(*lead, self.in_channels, -1).movedim(-1, -2)  # [..., P, F_in]
         weights = self.relation_weights()
@@ -181,20 +208,22 @@ class CrossModalConv(MessagePassing):
         # split (not slicing): its backward concatenates the blocks' gradients instead of
         # filling a full-size zero tensor per block.
         blocks = [block @ w for block, w, size in zip(summed.split(sizes, dim=-2), weights.unbind(0), sizes) if size]
-        transformed = torch.cat(blocks, dim=-2) if blocks else summed.new_zeros(*lead, 0, self.out_channels)
-        out = transformed.new_zeros(*lead, num_nodes, self.out_channels)
+        if blocks:
+            transformed = torch.cat(blocks, dim=-2)
+        else:
+            transformed = summed.new_zeros(*lead, 0, self.out_channels, dtype=compute_dtype(summed, weights))
+        out = transformed.new_zeros(*lead, num_dst, self.out_channels)
         return out.index_add(-2, pairs.target, transformed)
 
-    def _structure_for(self, edge_index: Tensor, edge_type: Tensor, num_nodes: int) -> RelationPairs:
+    def _structure_for(self, edge_index: Tensor, edge_type: Tensor, num_src: int, num_dst: int) -> RelationPairs:
         """The (relation, target) layout, rebuilt only when different (or changed) index tensors come in."""
         c = self._structure
         if (c is not None and c[0]() is edge_index and c[1] == edge_index._version and c[2]() is edge_type
-                and c[3] == edge_type._version and c[4] == num_nodes):
+                and c[3] == edge_type._version and c[4] == (num_src, num_dst)):
             return c[5]
-        built = relation_pairs(edge_index, edge_type, num_nodes, self.num_relations)
-        if not torch.compiler.is_compiling():
-            self._structure = (weakref.ref(edge_index), edge_index._version, weakref.ref(edge_type),
-                               edge_type._version, num_nodes, built)
+        built = relation_pairs(edge_index, edge_type, num_src, num_dst, self.num_relations)
+        self._structure = (weakref.ref(edge_index), edge_index._version, weakref.ref(edge_type),
+                           edge_type._version, (num_src, num_dst), built)
         return built
 
     def message(self, x_j: Tensor, edge_weight: Tensor | None) -> Tensor:

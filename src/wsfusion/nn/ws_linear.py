@@ -10,7 +10,8 @@ from torch_geometric.nn import MessagePassing
 from wsfusion._validation import format_shape
 from wsfusion.graphs import CrossModalGraph
 from wsfusion.graphs._edges import canonical_edge_index, is_symmetric
-from wsfusion.nn._sparse import CSRStructure, csr_structure, edge_weighted_spmm, node_major
+from wsfusion.nn._inputs import takes_fused_path
+from wsfusion.nn._sparse import CSRStructure, compute_dtype, csr_structure, edge_weighted_spmm, node_major
 from wsfusion.nn.init import in_degree_uniform_
 
 
@@ -44,7 +45,8 @@ class EdgeWeightedLinear(nn.Module):
 
     @property
     def structure(self) -> CSRStructure:
-        return CSRStructure(self._crow, self._col, self._t_crow, self._t_col, self._t_perm, self.num_nodes, self.num_nodes)
+        return CSRStructure(self._crow, self._col, self._t_crow, self._t_col, self._t_perm, self._t_inv, self.num_nodes,
+                            self.num_nodes)
 
     def in_degree(self) -> Tensor:
         """``[N]``: edges entering each node."""
@@ -67,7 +69,7 @@ class EdgeWeightedLinear(nn.Module):
         # element-wise ops between them) never copy to change layout.
         out = edge_weighted_spmm(edge_values, x.reshape(-1, n), self.structure)
         if self.bias is not None:
-            out = out + self.bias  # element-wise ops keep the node-major memory layout
+            out = out + self.bias.to(out.dtype)  # element-wise ops keep the node-major memory layout
         return out.reshape(*lead, n)
 
 
@@ -202,15 +204,17 @@ class WSLinear(MessagePassing, EdgeWeightedLinear):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_node_features(x)
-        if self.fused:
+        if takes_fused_path(self):
             # message_and_aggregate's kernel, called directly: propagate's argument
             # collection costs ~0.1 ms a call, a third of the whole layer at N=192.
             return self.edge_linear(self.weight, x)
         n = self.num_nodes
         lead = x.shape[:-1]
-        out = self.propagate(self.edge_index, x=node_major(x.reshape(-1, n)), edge_weight=self.weight, size=(n, n)).t()
+        dtype = compute_dtype(self.weight, x)
+        x_nodes = node_major(x.reshape(-1, n).to(dtype))
+        out = self.propagate(self.edge_index, x=x_nodes, edge_weight=self.weight.to(dtype), size=(n, n)).t()
         if self.bias is not None:
-            out = out + self.bias
+            out = out + self.bias.to(dtype)
         return out.reshape(*lead, n)
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
