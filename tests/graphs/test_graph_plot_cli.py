@@ -116,7 +116,7 @@ def test_cli_bad_nodes_syntax_is_an_argparse_error(nodes: str, message: str, cap
     ("extra", "message"),
     [
         (["--nodes", "a=3,b=4", "--k", "5"], "k must be even (got 5)"),
-        (["--nodes", "a=3,b=0"], "modality 'b' has 0 nodes"),
+        (["--nodes", "a=0,b=0"], "has no node at all"),
         (["--nodes", "a=3,b=4", "--beta", "2"], "beta must be a number in [0, 1], got 2.0"),
         (["--nodes", "a=3,b=4", "--seed", "x"], "seed must be an integer or 'none', got 'x'"),
     ],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 import torch
@@ -27,7 +27,11 @@ def _is_int(value: Any) -> bool:
 
 
 def check_nodes(nodes: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """Validate ``nodes`` and return (names, counts) in the mapping's order."""
+    """Validate ``nodes`` and return (names, counts) in the mapping's order.
+
+    A modality may have 0 nodes (it then owns no node and no edge); the
+    total must be at least 1.
+    """
     if not isinstance(nodes, Mapping) or len(nodes) == 0:
         got = type(nodes).__name__ if not isinstance(nodes, Mapping) else "an empty mapping"
         raise ValueError(f"nodes must be a non-empty mapping modality -> node count, got {got}")
@@ -43,11 +47,38 @@ def check_nodes(nodes: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
                 f"modality {name!r} must have an integer node count, got {count!r} "
                 f"({type(count).__name__})"
             )
-        if count < 1:
-            raise ValueError(f"modality {name!r} has {int(count)} nodes; every modality needs at least 1")
+        if count < 0:
+            raise ValueError(f"modality {name!r} has {int(count)} nodes; node counts must be >= 0")
         names.append(name)
         counts.append(int(count))
+    if sum(counts) == 0:
+        raise ValueError(f"nodes {dict(zip(names, counts))} has no node at all; the graph needs at least 1")
     return tuple(names), tuple(counts)
+
+
+def check_vocabulary(vocabulary: Any, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The relation vocabulary: ``names`` when ``None``, else a tuple of distinct names containing every one of ``names``."""
+    if vocabulary is None:
+        return names
+    if isinstance(vocabulary, (str, bytes)) or not isinstance(vocabulary, (Sequence, Set)) or isinstance(
+        vocabulary, Mapping
+    ):
+        raise ValueError(
+            f"vocabulary must be a sequence of modality names such as ('visual', 'text', 'audio'), got {vocabulary!r}"
+        )
+    if isinstance(vocabulary, Set):
+        raise ValueError(f"vocabulary must be ordered (a tuple or list), got a {type(vocabulary).__name__}")
+    vocab = tuple(vocabulary)
+    for name in vocab:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"vocabulary entries must be non-empty strings, got {name!r} in {vocab}")
+    if len(set(vocab)) != len(vocab):
+        dup = next(name for name in vocab if vocab.count(name) > 1)
+        raise ValueError(f"vocabulary repeats the modality {dup!r}: {vocab}")
+    for name in names:
+        if name not in vocab:
+            raise ValueError(f"modality {name!r} is not in the vocabulary {vocab}")
+    return vocab
 
 
 def check_k(k: Any, num_nodes: int) -> int:

@@ -17,6 +17,13 @@ sit on the ring before the edges are drawn:
   ``networkx.watts_strogatz_graph(N, k, beta, seed=seed)`` edge for edge.
 * ``"interleaved"``: modalities alternate around the ring, proportionally
   when their sizes differ, so cross-modal edges exist even at ``beta = 0``.
+
+Relation ids (``edge_type``) come from the ``vocabulary``: pass the same
+ordered tuple of modality names (e.g. ``("visual", "text", "audio")``) to
+every graph of a dataset, and the pair (source modality, target modality)
+gets the same id in all of them, ``voc(source) * V + voc(target)``, even
+when a graph lacks some modalities or has 0 nodes in them.  Without it the
+vocabulary is the graph's own modality list (see :class:`CrossModalGraph`).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from wsfusion.graphs._checks import (
     check_order,
     check_ring_order,
     check_seed,
+    check_vocabulary,
     _is_int,
 )
 from wsfusion.graphs._edges import sort_edge_index
@@ -56,7 +64,8 @@ def interleaved_ring_order(counts: Sequence[int]) -> Tensor:
     relative time when the nodes are sequence tokens).
 
     Args:
-        counts (Sequence[int]): nodes per modality, in modality order.
+        counts (Sequence[int]): nodes per modality, in modality order (a
+            modality with 0 nodes takes no ring position).
 
     Returns:
         LongTensor ``[N]``: the node id at each ring position.
@@ -101,6 +110,9 @@ def ring_lattice(
         LongTensor ``[2, N k]``: both directions of every edge (row 0 source,
         row 1 target), sorted by target then source like
         :attr:`CrossModalGraph.edge_index`.
+        It carries no modalities: wrap it with
+        ``CrossModalGraph.from_edge_index(edges, nodes, vocabulary=...)``
+        for a graph with relation ids.
 
     Shapes:
         - **output:** :math:`(2, N k)`
@@ -133,6 +145,7 @@ def ws_cross_modal_graph(
     seed: int | None = 0,
     order: str = "blocked",
     self_loops: bool = False,
+    vocabulary: Sequence[str] | None = None,
 ) -> CrossModalGraph:
     r"""Watts-Strogatz small-world graph over the nodes of several modalities.
 
@@ -160,15 +173,25 @@ def ws_cross_modal_graph(
     interleaved   0.667 0.666 0.669 0.673 0.672
     ============ ===== ===== ===== ===== =====
 
+    A modality with 0 nodes contributes no node and no edge (``k < N``
+    and the rest apply to the total :math:`N`), but keeps its place in the
+    vocabulary.
+
     Args:
         nodes (Mapping[str, int]): ordered mapping modality -> node count
-            (counts may differ).
+            (counts may differ; 0 is allowed, :math:`N \ge 1`).
         k (int): even ring degree, :math:`2 \le k < N`.
         beta (float): rewiring probability in :math:`[0, 1]`.
         seed (int, optional): random seed; the same seed gives the same graph.
             ``None`` draws a fresh seed, recorded as ``graph.seed``.
         order (str): ``"blocked"`` or ``"interleaved"`` ring layout.
         self_loops (bool): add an edge :math:`i \to i` on every node.
+        vocabulary (Sequence[str], optional): fixed, ordered relation
+            vocabulary shared by the graphs of a dataset, containing every
+            modality of ``nodes``; ``edge_type = voc(source) * V +
+            voc(target)`` and ``num_relations = V ** 2``.  It does not change
+            the edges or the node ids.  (default: :obj:`None`, the keys of
+            ``nodes`` in order)
 
     Returns:
         CrossModalGraph
@@ -176,8 +199,9 @@ def ws_cross_modal_graph(
     Raises:
         ValueError: odd ``k`` (networkx would silently use ``k - 1``),
             ``k < 2``, ``k >= N``, ``beta`` not a finite number in [0, 1],
-            an empty mapping, a modality with no nodes, a non-string name,
-            a non-integer count, an unknown ``order`` or a bad ``seed``.
+            an empty mapping, a negative count or no node at all, a
+            non-string name, a non-integer count, an unknown ``order``, a
+            bad ``seed``, or a modality missing from ``vocabulary``.
 
     Example:
         >>> g = ws_cross_modal_graph({"visual": 64, "text": 64, "audio": 64}, k=6, beta=0.3, seed=42)
@@ -189,6 +213,7 @@ def ws_cross_modal_graph(
     import networkx as nx
 
     names, counts = check_nodes(nodes)
+    vocab = check_vocabulary(vocabulary, names)
     num_nodes = sum(counts)
     k = check_k(k, num_nodes)
     beta = check_beta(beta)
@@ -214,6 +239,7 @@ def ws_cross_modal_graph(
     return CrossModalGraph(
         ei,
         dict(zip(names, counts)),
+        vocabulary=vocab,
         k=k,
         beta=beta,
         seed=seed,
@@ -231,6 +257,7 @@ def token_graph(
     seed: int | None = 0,
     order: str = "interleaved",
     self_loops: bool = False,
+    vocabulary: Sequence[str] | None = None,
 ) -> CrossModalGraph:
     r"""Token-level cross-modal graph: one node per token of each modality.
 
@@ -257,6 +284,10 @@ def token_graph(
         seed (int, optional): random seed (``None``: fresh, recorded).
         order (str): ``"interleaved"`` (default) or ``"blocked"``.
         self_loops (bool): add an edge :math:`i \to i` on every node.
+        vocabulary (Sequence[str], optional): fixed, ordered relation
+            vocabulary (see :func:`ws_cross_modal_graph`); a modality with 0
+            tokens keeps its relation ids.  (default: :obj:`None`, the keys of
+            ``tokens`` in order)
 
     Returns:
         CrossModalGraph with :math:`N = \sum_m T_m` nodes.
@@ -283,4 +314,4 @@ def token_graph(
                 )
             value = int(value.size(-2))
         counts[name] = value
-    return ws_cross_modal_graph(counts, k, beta, seed=seed, order=order, self_loops=self_loops)
+    return ws_cross_modal_graph(counts, k, beta, seed=seed, order=order, self_loops=self_loops, vocabulary=vocabulary)

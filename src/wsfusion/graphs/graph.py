@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wsfusion.graphs._checks import check_nodes, check_order, check_ring_order
+from wsfusion.graphs._checks import check_nodes, check_order, check_ring_order, check_vocabulary
 from wsfusion.graphs._edges import canonical_edge_index
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
@@ -31,25 +31,38 @@ class CrossModalGraph:
 
     Built by :func:`ws_cross_modal_graph` (or :func:`token_graph`), or from any
     symmetric edge set with :meth:`from_edge_index` (learned or rewired
-    topologies).  Node ids are blocked by modality: modality ``m`` owns the
-    contiguous range ``node_slices[m]``.
+    topologies).  Node ids are blocked by modality in the order of ``nodes``:
+    modality ``m`` owns the contiguous range ``node_slices[m]``.  A modality
+    may have 0 nodes (an empty slice, no edges); the graph needs at least one
+    node in total.
 
     Edges are stored once per direction in ``edge_index`` (row 0 source, row
     1 target), sorted by target then source, so an undirected graph with
     :math:`E` edges and :math:`L` self loops has ``edge_index.size(1)``
-    :math:`= 2E + L`.  Each directed edge has a relation id
+    :math:`= 2E + L`.
+
+    **Relation vocabulary.**  Relation ids come from an ordered modality
+    vocabulary :math:`(v_0, \dots, v_{V-1})` (:attr:`vocabulary`), every
+    modality of ``nodes`` among them.  With :math:`\mathrm{voc}(s)` the
+    vocabulary index of node :math:`s`'s modality (:attr:`node_modality`),
+    each directed edge has the relation id
 
     .. math::
-        \mathrm{edge\_type}(s \to t) = \mathrm{mod}(s) \cdot M + \mathrm{mod}(t),
+        \mathrm{edge\_type}(s \to t) = \mathrm{voc}(s) \cdot V + \mathrm{voc}(t),
 
-    one per ordered modality pair, :math:`M^2` in all (names in
-    :attr:`relation_names`).
+    one per ordered pair of vocabulary entries, :math:`V^2` in all
+    (:attr:`num_relations`, names in :attr:`relation_names`).  Graphs built
+    with the same ``vocabulary`` agree on every id whatever their own
+    modality sets, node counts or ``nodes`` order, so they can be batched
+    (:meth:`to_pyg` refuses to batch graphs of different vocabularies).
+    The default ``vocabulary=None`` is the graph's own :attr:`modalities`
+    (then :math:`V = M` and the ids are those of earlier releases).
 
     Immutability: there are no setters, and every tensor property returns a
     fresh copy, so ``graph.edge_index[0, 0] = 5`` cannot change the graph
     (copies cost :math:`O(E)`; read a property once and keep the result in
-    hot loops).  Two graphs are ``==`` when their modalities, node counts and
-    edge sets agree; ``k``, ``beta``, ``seed``, ``order`` and the ring layout
+    hot loops).  Two graphs are ``==`` when their modalities, node counts,
+    vocabularies and edge sets agree; ``k``, ``beta``, ``seed``, ``order`` and the ring layout
     are metadata and do not take part.
 
     Example:
@@ -58,11 +71,18 @@ class CrossModalGraph:
         (192, 576, (2, 1152))
         >>> g.relation_names[1]
         ('visual', 'text')
+        >>> VOCAB = ("visual", "text", "audio")
+        >>> a = ws_cross_modal_graph({"visual": 8, "audio": 8}, k=4, vocabulary=VOCAB)
+        >>> a.modalities, a.vocabulary, a.num_relations
+        (('visual', 'audio'), ('visual', 'text', 'audio'), 9)
+        >>> a.relation_names[int(a.edge_type[-1])]  # an audio -> audio edge: id 2 * 3 + 2
+        ('audio', 'audio')
     """
 
     __slots__ = (
         "_modalities",
         "_counts",
+        "_vocabulary",
         "_edge_index",
         "_ring_order",
         "_node_modality",
@@ -80,6 +100,7 @@ class CrossModalGraph:
         edge_index: Tensor,
         nodes: Mapping[str, int],
         *,
+        vocabulary: Sequence[str] | None = None,
         k: int | None = None,
         beta: float | None = None,
         seed: int | None = None,
@@ -88,6 +109,7 @@ class CrossModalGraph:
         _validated: bool = False,
     ) -> None:
         names, counts = check_nodes(nodes)
+        vocab = check_vocabulary(vocabulary, names)
         num_nodes = sum(counts)
         ei = edge_index if _validated else canonical_edge_index(edge_index, num_nodes)
         loops = int((ei[0] == ei[1]).sum())
@@ -99,15 +121,17 @@ class CrossModalGraph:
         if order is not None:
             check_order(order)
         node_modality = torch.repeat_interleave(
-            torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long)
+            torch.tensor([vocab.index(name) for name in names], dtype=torch.long),
+            torch.tensor(counts, dtype=torch.long),
         )
         set_ = object.__setattr__
         set_(self, "_modalities", names)
         set_(self, "_counts", counts)
+        set_(self, "_vocabulary", vocab)
         set_(self, "_edge_index", ei)
         set_(self, "_ring_order", ring)
         set_(self, "_node_modality", node_modality)
-        set_(self, "_edge_type", node_modality[ei[0]] * len(names) + node_modality[ei[1]])
+        set_(self, "_edge_type", node_modality[ei[0]] * len(vocab) + node_modality[ei[1]])
         set_(self, "_k", k)
         set_(self, "_beta", beta)
         set_(self, "_seed", seed)
@@ -146,6 +170,7 @@ class CrossModalGraph:
         edge_index: Tensor | np.ndarray | Sequence[Sequence[int]],
         nodes: Mapping[str, int],
         *,
+        vocabulary: Sequence[str] | None = None,
         k: int | None = None,
         beta: float | None = None,
         seed: int | None = None,
@@ -157,18 +182,25 @@ class CrossModalGraph:
         Args:
             edge_index (LongTensor ``[2, E]``): both directions of every edge,
                 in any column order.
-            nodes (Mapping[str, int]): modality -> node count; node ids are
-                blocked in this order.
+            nodes (Mapping[str, int]): modality -> node count (0 allowed,
+                at least 1 node in total); node ids are blocked in this order.
+            vocabulary (Sequence[str], optional): the ordered relation
+                vocabulary, containing every modality of ``nodes``; relation
+                ids are ``voc(source) * V + voc(target)``.  (default:
+                :obj:`None`, the modalities of ``nodes`` in order)
             k, beta, seed, order: optional metadata (shown by ``repr``).
             ring_order (LongTensor ``[N]``, optional): node id at each ring
                 position (used by :func:`plot_graph`); identity by default.
 
         Raises:
             ValueError: if an index is out of range, an edge is missing its
-                reverse, an edge is repeated, or self loops are on some but
-                not all nodes.
+                reverse, an edge is repeated, self loops are on some but
+                not all nodes, or a modality of ``nodes`` is not in
+                ``vocabulary``.
         """
-        return cls(edge_index, nodes, k=k, beta=beta, seed=seed, order=order, ring_order=ring_order)
+        return cls(
+            edge_index, nodes, vocabulary=vocabulary, k=k, beta=beta, seed=seed, order=order, ring_order=ring_order
+        )
 
     @classmethod
     def from_dense_mask(cls, mask: Tensor | np.ndarray, nodes: Mapping[str, int], **meta: Any) -> CrossModalGraph:
@@ -188,7 +220,8 @@ class CrossModalGraph:
 
     @classmethod
     def from_networkx(cls, graph: nx.Graph, nodes: Mapping[str, int] | None = None, **meta: Any) -> CrossModalGraph:
-        """Inverse of :meth:`to_networkx`; see :func:`wsfusion.graphs.convert.from_networkx`."""
+        """Inverse of :meth:`to_networkx`, or any networkx graph (any labels, ``"modality"`` attributes,
+        directed graphs symmetrised); see :func:`wsfusion.graphs.convert.from_networkx`."""
         from wsfusion.graphs import convert
 
         return convert.from_networkx(graph, nodes, **meta)
@@ -236,8 +269,18 @@ class CrossModalGraph:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        """Modality names in node-id order."""
+        """The graph's own modalities (the keys of ``nodes``, 0-node ones included) in node-id order."""
         return self._modalities
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        r"""The ordered relation vocabulary :math:`(v_0, \dots, v_{V-1})`: a superset of :attr:`modalities`.
+
+        :attr:`node_modality`, :attr:`edge_type` and :attr:`relation_names`
+        index it.  It is :attr:`modalities` unless the graph was built with
+        ``vocabulary=...``.
+        """
+        return self._vocabulary
 
     @property
     def node_counts(self) -> Mapping[str, int]:
@@ -255,22 +298,26 @@ class CrossModalGraph:
 
     @property
     def node_modality(self) -> Tensor:
-        """LongTensor ``[N]``: modality index of every node (a copy)."""
+        """LongTensor ``[N]``: the :attr:`vocabulary` index of every node's modality (a copy).
+
+        ``vocabulary[node_modality[i]]`` is node ``i``'s modality; this equals
+        the index into :attr:`modalities` only with the default vocabulary.
+        """
         return self._node_modality.clone()
 
     @property
     def num_relations(self) -> int:
-        """``M ** 2``: one relation per ordered (source, target) modality pair."""
-        return len(self._modalities) ** 2
+        """``V ** 2``: one relation per ordered (source, target) pair of :attr:`vocabulary` entries."""
+        return len(self._vocabulary) ** 2
 
     @property
     def relation_names(self) -> list[tuple[str, str]]:
-        """``relation_names[r]`` is the (source, target) modality pair of relation id ``r``."""
-        return [(s, d) for s in self._modalities for d in self._modalities]
+        """``relation_names[r]`` is the (source, target) modality pair of relation id ``r`` (``V ** 2`` pairs)."""
+        return [(s, d) for s in self._vocabulary for d in self._vocabulary]
 
     @property
     def edge_type(self) -> Tensor:
-        """LongTensor ``[2E + L]``: ``mod(source) * M + mod(target)`` per edge (a copy)."""
+        """LongTensor ``[2E + L]``: ``voc(source) * V + voc(target)`` per edge, in ``[0, V ** 2)`` (a copy)."""
         return self._edge_type.clone()
 
     @property
@@ -323,13 +370,15 @@ class CrossModalGraph:
         return convert.to_networkx(self)
 
     def to_pyg(self) -> Data:
-        """``torch_geometric.data.Data``; see :func:`wsfusion.graphs.convert.to_pyg`."""
+        """A ``torch_geometric.data.Data`` (:class:`~wsfusion.graphs.pyg.CrossModalData`) that batches
+        only with graphs of the same vocabulary; see :func:`wsfusion.graphs.convert.to_pyg`."""
         from wsfusion.graphs import convert
 
         return convert.to_pyg(self)
 
     def to_hetero(self) -> HeteroData:
-        """``torch_geometric.data.HeteroData``; see :func:`wsfusion.graphs.convert.to_hetero`."""
+        """``torch_geometric.data.HeteroData``, one node type per vocabulary entry (0-node ones
+        included); see :func:`wsfusion.graphs.convert.to_hetero`."""
         from wsfusion.graphs import convert
 
         return convert.to_hetero(self)
@@ -354,25 +403,36 @@ class CrossModalGraph:
         return (
             self._modalities == other._modalities
             and self._counts == other._counts
+            and self._vocabulary == other._vocabulary
             and torch.equal(self._edge_index, other._edge_index)
         )
 
     def __hash__(self) -> int:
-        return hash((self._modalities, self._counts, self._edge_index.size(1)))
+        return hash((self._modalities, self._counts, self._vocabulary, self._edge_index.size(1)))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # __setattr__ is blocked, so pickle/copy rebuild through the constructor.
-        return (_rebuild, (self._edge_index, dict(self.node_counts), self._k, self._beta, self._seed, self._order, self._ring_order))
+        return (
+            _rebuild,
+            (
+                self._edge_index, dict(self.node_counts), self._k, self._beta, self._seed, self._order,
+                self._ring_order, self._vocabulary,
+            ),
+        )
 
     def __repr__(self) -> str:
         mods = ", ".join(f"{m}={n}" for m, n in zip(self._modalities, self._counts))
         loops = ", self_loops=True" if self._self_loops else ""
+        vocab = f", vocabulary={self._vocabulary}" if self._vocabulary != self._modalities else ""
         return (
             f"{type(self).__name__}({mods}; N={self.num_nodes}, E={self.num_edges}, "
-            f"k={self._k}, beta={self._beta}, order={self._order!r}, seed={self._seed}{loops})"
+            f"k={self._k}, beta={self._beta}, order={self._order!r}, seed={self._seed}{loops}{vocab})"
         )
 
 
-def _rebuild(edge_index, nodes, k, beta, seed, order, ring_order):  # noqa: ANN001, ANN202
-    return CrossModalGraph(edge_index, nodes, k=k, beta=beta, seed=seed, order=order, ring_order=ring_order)
+def _rebuild(edge_index, nodes, k, beta, seed, order, ring_order, vocabulary=None):  # noqa: ANN001, ANN202
+    # ``vocabulary`` is optional so that graphs pickled before it existed still load.
+    return CrossModalGraph(
+        edge_index, nodes, vocabulary=vocabulary, k=k, beta=beta, seed=seed, order=order, ring_order=ring_order
+    )
 

@@ -62,9 +62,9 @@ def stats(
           ``path_length=False`` (it costs :math:`O(N E)`);
         * ``cross_modal_fraction``: cross-modal share of the undirected
           edges (``None`` without edges);
-        * ``pair_edges``: undirected edge counts per unordered modality
-          pair, keyed ``"a-b"`` in modality order (``"visual-visual"``,
-          ``"visual-text"``, ...);
+        * ``pair_edges``: undirected edge counts per unordered pair of the
+          graph's modalities (0-node ones included, with 0), keyed ``"a-b"``
+          in modality order (``"visual-visual"``, ``"visual-text"``, ...);
         * with ``small_world=True`` also ``sigma`` and ``omega``
           (``networkx.sigma`` / ``networkx.omega`` with ``niter``,
           ``nrand`` and ``seed=0``; ``None`` when disconnected).  **Slow**:
@@ -95,15 +95,17 @@ def stats(
     if path_length and connected:
         apl = 0.0 if n == 1 else _bfs_summary(adj, np.arange(n), 256)[0] / (n * (n - 1))
 
-    nm = graph._node_modality.numpy()
+    nm = graph._node_modality.numpy()  # vocabulary indices
     ms, md = nm[s], nm[d]
     upper = s < d
     names = graph._modalities
+    ids = [graph._vocabulary.index(name) for name in names]
     pair_edges = {}
-    for i in range(len(names)):
-        for j in range(i, len(names)):
+    for a in range(len(names)):
+        for b in range(a, len(names)):
+            i, j = ids[a], ids[b]
             cnt = int(np.sum(upper & (((ms == i) & (md == j)) | ((ms == j) & (md == i)))))
-            pair_edges[f"{names[i]}-{names[j]}"] = cnt
+            pair_edges[f"{names[a]}-{names[b]}"] = cnt
     cross = int(np.sum(upper & (ms != md)))
 
     out: dict[str, Any] = {

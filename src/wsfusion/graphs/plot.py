@@ -93,7 +93,7 @@ def plot_mask(
     mask = graph.to_dense_mask().numpy()
     image = ax.imshow(mask, cmap=cmap, interpolation="nearest", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, shrink=0.8, label="edge")
-    slices = list(graph.node_slices.items())
+    slices = [(name, s) for name, s in graph.node_slices.items() if s.stop > s.start]  # 0-node modalities: no block
     centres = [(s.start + s.stop - 1) / 2 for _, s in slices]
     names = [name for name, _ in slices]
     ax.set_xticks(centres, names)
@@ -162,12 +162,14 @@ def plot_graph(
     else:
         ax.add_collection(LineCollection(segments, **within_style))
 
-    colors = _modality_colors(len(graph.modalities))
+    # One colour per vocabulary entry, so a modality has the same colour in every graph of a vocabulary.
+    vocab = graph.vocabulary
+    colors = _modality_colors(len(vocab))
     size = node_size if node_size is not None else max(4.0, min(60.0, 4000.0 / max(n, 1)))
     ax.scatter(pos[:, 0], pos[:, 1], s=size, c=[colors[m] for m in node_modality], zorder=3, linewidths=0)
     handles = [
-        Line2D([], [], marker="o", linestyle="", color=colors[i], label=f"{name} ({cnt})")
-        for i, (name, cnt) in enumerate(graph.node_counts.items())
+        Line2D([], [], marker="o", linestyle="", color=colors[vocab.index(name)], label=f"{name} ({cnt})")
+        for name, cnt in graph.node_counts.items()
     ]
     if highlight_cross:
         handles.append(Line2D([], [], color=CROSS_COLOR, label=f"cross-modal ({int(cross.sum())})"))
