@@ -66,6 +66,7 @@ class CrossModalGraph:
     are metadata and do not take part.
 
     Example:
+        >>> from wsfusion.graphs import ws_cross_modal_graph
         >>> g = ws_cross_modal_graph({"visual": 64, "text": 64, "audio": 64}, k=6, beta=0.3, seed=42)
         >>> g.num_nodes, g.num_edges, tuple(g.edge_index.shape)
         (192, 576, (2, 1152))
