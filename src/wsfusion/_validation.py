@@ -170,3 +170,77 @@ def check_heads(dim: object, dim_name: str, heads: object, heads_name: str) -> t
     if dim % heads:
         raise ValueError(f"{dim_name}={dim} must be divisible by {heads_name}={heads}")
     return dim, heads
+
+
+def check_device(device: object, name: str = "device") -> torch.device:
+    """A device this process can use: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"`` (CUDA if available) or a
+    :class:`torch.device`.
+
+    Raises ``ValueError`` naming the device and why it cannot be used (a CPU-only torch build, no visible
+    GPU, an index past the device count), so that a run fails before it loads data or builds a model.
+    """
+    if isinstance(device, torch.device):
+        resolved = device
+    elif not isinstance(device, str):
+        raise TypeError(f"{name} must be a string such as 'cpu', 'cuda', 'cuda:0' or 'auto', got {type(device).__name__}")
+    elif device == "auto":
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            resolved = torch.device(device)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"{name} must be cpu, cuda, cuda:N or auto, got {device!r}") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch build has no CUDA support" if not torch.backends.cuda.is_built()
+                   else "no CUDA device is visible")
+            raise ValueError(f"{name} {device!r} is not available: {why} (torch {torch.__version__}); use cpu or auto")
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"{name} {device!r} is not available: {count} CUDA device{'s' if count != 1 else ''} visible")
+    elif resolved.type != "cpu":
+        backend = getattr(torch, resolved.type, None) or getattr(torch.backends, resolved.type, None)
+        available = getattr(backend, "is_available", None)
+        if callable(available) and not available():
+            raise ValueError(f"{name} {device!r} is not available in this torch build (torch {torch.__version__})")
+    return resolved
+
+
+def token_mask_from_key_padding(
+    features: Mapping[str, Tensor],
+    token_mask: Mapping[str, Tensor] | None,
+    key_padding_mask: Mapping[str, Tensor] | None,
+    what: str,
+) -> Mapping[str, Tensor] | None:
+    """``token_mask`` (:obj:`True` = a real token), or the inverse of ``key_padding_mask``.
+
+    ``key_padding_mask`` has PyTorch's polarity (:obj:`True` = padding, ignored, as in
+    ``nn.MultiheadAttention``): ``{m: [B, T_m]}`` bool, one entry per token sequence of
+    ``features``. Passing both masks is a ``ValueError``.
+    """
+    if key_padding_mask is None:
+        return token_mask
+    if token_mask is not None:
+        raise ValueError(
+            f"{what}: pass token_mask (True = a real token) or key_padding_mask (True = padding), not both"
+        )
+    if not isinstance(key_padding_mask, Mapping):
+        raise TypeError(
+            f"{what}: key_padding_mask must be a mapping modality -> bool tensor [B, T_m] (True = padding), "
+            f"got {type(key_padding_mask).__name__}"
+        )
+    out = {}
+    for name, m in key_padding_mask.items():
+        x = features.get(name) if isinstance(features, Mapping) else None
+        if not isinstance(x, Tensor):
+            raise ValueError(f"{what}: key_padding_mask has modality {name!r} but its features are not given")
+        want = f"[{x.shape[0]}, {x.shape[1]}]" if x.dim() == 3 else f"[B, T] for a token sequence [B, T, D] (got {format_shape(tuple(x.shape))} features)"
+        if (not isinstance(m, Tensor) or m.dtype != torch.bool or x.dim() != 3
+                or tuple(m.shape) != (x.shape[0], x.shape[1])):
+            got = format_shape(tuple(m.shape)) + f" {m.dtype}" if isinstance(m, Tensor) else type(m).__name__
+            raise ValueError(
+                f"{what}: key_padding_mask[{name!r}] must be a bool tensor of shape {want} "
+                f"(True = padding), got {got}"
+            )
+        out[name] = ~m
+    return out

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from wsfusion._validation import check_heads, check_probability
+from wsfusion._validation import check_heads, check_probability, token_mask_from_key_padding
 from wsfusion.fusion.base import FusionModule
 
 
@@ -38,8 +38,12 @@ class CrossModalAttention(FusionModule):
 
     A missing modality sends nothing (its attention terms are dropped for the
     samples where it is missing) and its slot in the output is zero. Padded
-    tokens (``token_mask``) are masked out of every attention as keys and
-    left out of the mean over a modality's tokens.
+    tokens are masked out of every attention as keys and left out of the mean
+    over a modality's tokens; mark them with ``token_mask`` (:obj:`True` = a
+    real token) or, with PyTorch's polarity, ``key_padding_mask``
+    (:obj:`True` = padding, as in :class:`torch.nn.MultiheadAttention`):
+    ``key_padding_mask=m`` is ``token_mask=~m``, and passing both is a
+    ``ValueError``.
 
     Args:
         modality_dims (Mapping[str, int]): Feature size of each modality.
@@ -51,7 +55,9 @@ class CrossModalAttention(FusionModule):
 
     Shapes:
         - **input:** ``{m: (B, T_m, D_m)}`` or ``{m: (B, D_m)}``; optional
-          ``mask {m: (B,)}`` and ``token_mask {m: (B, T_m)}`` bool
+          ``mask {m: (B,)}`` bool (:obj:`True` = present), and
+          ``token_mask {m: (B, T_m)}`` bool (:obj:`True` = a real token) or
+          ``key_padding_mask {m: (B, T_m)}`` bool (:obj:`True` = padding)
         - **output:** :math:`(B, out\_dim)`
     """
 
@@ -82,8 +88,11 @@ class CrossModalAttention(FusionModule):
         features: Mapping[str, Tensor],
         mask: Mapping[str, Tensor] | None = None,
         token_mask: Mapping[str, Tensor] | None = None,
+        *,
+        key_padding_mask: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
+        token_mask = token_mask_from_key_padding(features, token_mask, key_padding_mask, type(self).__name__)
         real = self.check_token_mask(features, token_mask)
         tokens = {m: self.proj[m](as_tokens(x)) for m, x in features.items()}
         # A sample whose tokens are all padding sends nothing, like a missing modality.

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from wsfusion._validation import check_heads, check_positive_int, check_probability
+from wsfusion._validation import check_heads, check_positive_int, check_probability, token_mask_from_key_padding
 from wsfusion.fusion.attention import as_tokens
 from wsfusion.fusion.base import FusionModule
 
@@ -26,8 +26,11 @@ class MultiModalTransformer(FusionModule):
     With pooled vectors the sequence is :math:`M + 1` tokens long, so the
     attention is still a real softmax over the modalities (unlike
     :class:`CrossModalAttention` on pooled vectors). Tokens of a missing
-    modality and padded tokens (``token_mask``) are removed with a key-padding
-    mask (not zero-filled).
+    modality and padded tokens are removed with a key-padding mask (not
+    zero-filled). Mark padding with ``token_mask`` (:obj:`True` = a real token)
+    or, with PyTorch's polarity, ``key_padding_mask`` (:obj:`True` = padding, as
+    in :class:`torch.nn.MultiheadAttention`); ``key_padding_mask=m`` is
+    ``token_mask=~m``, and passing both is a ``ValueError``.
 
     Args:
         modality_dims (Mapping[str, int]): Feature size of each modality.
@@ -40,7 +43,9 @@ class MultiModalTransformer(FusionModule):
 
     Shapes:
         - **input:** ``{m: (B, T_m, D_m)}`` or ``{m: (B, D_m)}``; optional
-          ``mask {m: (B,)}`` and ``token_mask {m: (B, T_m)}`` bool
+          ``mask {m: (B,)}`` bool (:obj:`True` = present), and
+          ``token_mask {m: (B, T_m)}`` bool (:obj:`True` = a real token) or
+          ``key_padding_mask {m: (B, T_m)}`` bool (:obj:`True` = padding)
         - **output:** :math:`(B, out\_dim)`
     """
 
@@ -82,8 +87,11 @@ class MultiModalTransformer(FusionModule):
         features: Mapping[str, Tensor],
         mask: Mapping[str, Tensor] | None = None,
         token_mask: Mapping[str, Tensor] | None = None,
+        *,
+        key_padding_mask: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
+        token_mask = token_mask_from_key_padding(features, token_mask, key_padding_mask, type(self).__name__)
         real = self.check_token_mask(features, token_mask)
         sequence = [self.cls.expand(batch, -1, -1)]
         padding = [torch.zeros(batch, 1, dtype=torch.bool, device=self.cls.device)]

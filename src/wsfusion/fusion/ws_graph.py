@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from wsfusion._validation import check_positive_int, check_probability, format_shape
+from wsfusion._validation import check_positive_int, check_probability, format_shape, token_mask_from_key_padding
 from wsfusion.fusion.attention import as_tokens
 from wsfusion.fusion.base import FusionModule, mlp
 from wsfusion.fusion.masked_ws import graph_for
@@ -48,8 +48,12 @@ class WSGraphFusion(FusionModule):
     (``readout="mean"``), or attention pooling over all nodes
     (``readout="attention"``), followed by a linear head to ``out_dim``.
 
-    **Padded tokens** (``token_mask``, token nodes only) are removed exactly
-    like missing modalities' nodes: no messages, no readout.
+    **Padded tokens** (token nodes only) are removed exactly like missing
+    modalities' nodes: no messages, no readout. Mark them with ``token_mask``
+    (:obj:`True` = a real token, the polarity of the convs' ``node_mask``) or,
+    with PyTorch's polarity, ``key_padding_mask`` (:obj:`True` = padding, as in
+    :class:`torch.nn.MultiheadAttention`): ``key_padding_mask=m`` is
+    ``token_mask=~m``, and passing both is a ``ValueError``.
 
     **Missing modalities** are removed, not zero-filled: the nodes of a
     modality missing for a sample send no messages, receive none, and are left
@@ -95,8 +99,9 @@ class WSGraphFusion(FusionModule):
 
     Shapes:
         - **input:** ``{m: (B, D_m)}``, or ``{m: (B, T_m, D_m)}`` with ``tokens``;
-          optional ``mask {m: (B,)}`` bool, and ``token_mask {m: (B, T_m)}`` bool
-          with ``tokens``
+          optional ``mask {m: (B,)}`` bool (:obj:`True` = present), and with
+          ``tokens`` ``token_mask {m: (B, T_m)}`` bool (:obj:`True` = a real token)
+          or ``key_padding_mask {m: (B, T_m)}`` bool (:obj:`True` = padding)
         - **output:** :math:`(B, out\_dim)`
     """
 
@@ -271,11 +276,15 @@ class WSGraphFusion(FusionModule):
         features: Mapping[str, Tensor],
         mask: Mapping[str, Tensor] | None = None,
         token_mask: Mapping[str, Tensor] | None = None,
+        *,
+        key_padding_mask: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
         self._check_token_counts(features)
-        if token_mask is not None and not self.token_nodes:
-            raise ValueError(f"{type(self).__name__}: token_mask needs token nodes (build it with tokens={{m: T_m}})")
+        for given, value in (("token_mask", token_mask), ("key_padding_mask", key_padding_mask)):
+            if value is not None and not self.token_nodes:
+                raise ValueError(f"{type(self).__name__}: {given} needs token nodes (build it with tokens={{m: T_m}})")
+        token_mask = token_mask_from_key_padding(features, token_mask, key_padding_mask, type(self).__name__)
         node_mask = self.node_mask(mask, token_mask and self.check_token_mask(features, token_mask))
         # Learnable topology: one gate per candidate edge (a sample in training, the most probable graph in eval).
         gates = None if self.topology is None else self.topology()

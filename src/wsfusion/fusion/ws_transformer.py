@@ -32,17 +32,23 @@ class WSTransformerFusion(WSGraphFusion):
     :math:`O(N^2)`. It is :class:`WSGraphFusion` with ``tokens``,
     ``conv="attention"``, ``norm="pre"``, ``ffn_dim=2 * embed_dim`` and
     ``readout="attention"``; missing modalities and padded tokens are removed
-    from the graph, not zero-filled.
+    from the graph, not zero-filled. Mark padding with ``token_mask``
+    (:obj:`True` = a real token) or, with PyTorch's polarity,
+    ``key_padding_mask`` (:obj:`True` = padding, as in
+    :class:`torch.nn.MultiheadAttention`): ``key_padding_mask=m`` is
+    ``token_mask=~m``, and passing both is a ``ValueError``.
 
     Args:
         modality_dims (Mapping[str, int]): Feature size of each modality.
         out_dim (int): Output size.
-        tokens (Mapping[str, int]): Token count of each modality (the
-            trainer fills it in from the encoders).
+        tokens (Mapping[str, int]): Token count of each modality, e.g.
+            ``{"visual": 16, "audio": 12}``: each encoder's ``num_tokens``
+            (:func:`wsfusion.train.build_model` fills it in from the encoders).
         embed_dim (int, optional): Width. (default: :obj:`128`)
         num_heads (int, optional): Attention heads. (default: :obj:`4`)
         num_layers (int, optional): Blocks. (default: :obj:`2`)
-        k (int, optional): WS ring degree. (default: :obj:`8`)
+        k (int, optional): WS ring degree, even and smaller than the total
+            token count (lower it for short sequences). (default: :obj:`8`)
         beta (float, optional): WS rewiring probability. (default: :obj:`0.3`)
         seed (int, optional): Graph seed. (default: :obj:`0`)
         order (str, optional): ``"interleaved"`` or ``"blocked"``.
@@ -54,8 +60,10 @@ class WSTransformerFusion(WSGraphFusion):
         allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
 
     Shapes:
-        - **input:** ``{m: (B, T_m, D_m)}``; optional ``mask {m: (B,)}`` and
-          ``token_mask {m: (B, T_m)}`` bool
+        - **input:** ``{m: (B, T_m, D_m)}``; optional ``mask {m: (B,)}`` bool
+          (:obj:`True` = present), and ``token_mask {m: (B, T_m)}`` bool
+          (:obj:`True` = a real token) or ``key_padding_mask {m: (B, T_m)}``
+          bool (:obj:`True` = padding)
         - **output:** :math:`(B, out\_dim)`
     """
 
