@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
 from torch import Tensor, nn
 
 
@@ -29,3 +31,11 @@ def assert_every_parameter_trains(module: nn.Module) -> None:
     for name, p in module.named_parameters():
         assert p.grad is not None, f"{name} received no gradient"
         assert p.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
+
+
+#: The devices the device-parametrised tests run on: CPU always, CUDA where present (skipped with
+#: the reason otherwise), so the same suite checks both (``make gpu-check`` on a CUDA machine).
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+]

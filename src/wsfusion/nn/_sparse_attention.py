@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from wsfusion.nn._sparse import compressed_rows, compute_dtype, csr_sddmm, csr_spmm, inverse_permutation
+from wsfusion.nn._sparse import compressed_rows, compute_dtype, inverse_permutation, sddmm, spmm
 
 
 class AttentionStructure(NamedTuple):
@@ -91,7 +91,7 @@ def edge_scores(query: Tensor, key: Tensor, s: AttentionStructure) -> Tensor:
     :func:`~wsfusion.nn._sparse.compute_dtype` of the two (fp32 accumulation).
     """
     dtype = compute_dtype(query, key)
-    return csr_sddmm(*s.indices, query.to(dtype), key.to(dtype))
+    return sddmm(*s.indices, query.to(dtype), key.to(dtype))
 
 
 def edge_aggregate(alpha: Tensor, value: Tensor, s: AttentionStructure) -> Tensor:
@@ -100,7 +100,7 @@ def edge_aggregate(alpha: Tensor, value: Tensor, s: AttentionStructure) -> Tenso
     Runs in the dtype of ``value`` (or autocast's): the coefficients are cast to it.
     """
     dtype = torch.get_autocast_dtype(value.device.type) if torch.is_autocast_enabled(value.device.type) else value.dtype
-    return csr_spmm(*s.indices, alpha.to(dtype), value.to(dtype))
+    return spmm(*s.indices, alpha.to(dtype), value.to(dtype))
 
 
 class _EdgeSoftmax(torch.autograd.Function):
