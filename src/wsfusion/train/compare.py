@@ -16,7 +16,18 @@ from tqdm.auto import tqdm
 from wsfusion import fusion as fusion_registry
 from wsfusion._io import atomic_write
 from wsfusion.train.config import TrainConfig
-from wsfusion.train.trainer import RESULT, build_datasets, build_model, evaluate, input_masks, select_modalities, train
+from wsfusion.train.trainer import (
+    RESULT,
+    autocast,
+    build_datasets,
+    build_model,
+    check_config,
+    data_layout,
+    evaluate,
+    input_masks,
+    select_modalities,
+    train,
+)
 
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -47,17 +58,19 @@ def missing_transform(modality: str):
 
 
 @torch.no_grad()
-def latency_ms(model: torch.nn.Module, dataset, batch_size: int = 64, reps: int = 10) -> float:
-    """Median inference time of one batch (ms)."""
+def latency_ms(model: torch.nn.Module, dataset, batch_size: int = 64, reps: int = 10, precision: str = "32") -> float:
+    """Median inference time of one batch (ms), under the run's ``precision``."""
     model.eval()
     device = next(model.parameters()).device
     inputs = {m: x[:batch_size].to(device) for m, x in dataset.inputs.items()}
     padding = {m: v[:batch_size].to(device) for m, v in input_masks(dataset).items()}
-    model(inputs, None, padding)
+    with autocast(device, precision):
+        model(inputs, None, padding)
     times = []
     for _ in range(reps):
         start = time.perf_counter()
-        model(inputs, None, padding)
+        with autocast(device, precision):
+            model(inputs, None, padding)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
@@ -143,6 +156,32 @@ def check_rows(fusions: Sequence[str], fusion_options: Mapping[str, Any], modali
             fusion_registry.fusion_class(name)  # an options key that is no fusion is a typo
 
 
+def run_name(name: str, seed: int, precision: str = "32") -> str:
+    """The folder of one run under ``out/runs/``: ``late-seed0``, and ``late-seed0-bf16`` / ``late-seed0-fp16``
+    for mixed precision, so that runs at another precision are never resumed nor reused."""
+    return f"{name}-seed{seed}" + {"32": "", "bf16": "-bf16", "16": "-fp16"}[precision]
+
+
+def check(
+    base: TrainConfig,
+    fusions: Sequence[str] | None = None,
+    fusion_options: Mapping[str, Mapping[str, Any]] | None = None,
+    seeds: Sequence[int] = (0,),
+) -> list[str]:
+    """The rows :func:`compare` runs (``fusions``, or :func:`default_fusions` of the data's modalities),
+    once every row is checked without loading any data: names, options keys, and each row's run config
+    (:func:`~wsfusion.train.trainer.check_config`: device, precision, the fusion's options on the data's
+    shapes). Raises the ``ValueError`` / ``TypeError`` of the first problem."""
+    fusion_options = dict(fusion_options or {})
+    modalities = list(data_layout(base)[0])
+    rows = list(fusions or default_fusions(modalities))
+    check_rows(rows, fusion_options, modalities)
+    seeds = list(seeds) or [0]
+    for name in rows:
+        check_config(run_config(base, name, int(seeds[0]), fusion_options.get(name, {})))
+    return rows
+
+
 def family(name: str) -> str:
     return "unimodal" if name.startswith(UNIMODAL_PREFIX) else fusion_registry.fusion_class(name).family
 
@@ -194,7 +233,8 @@ def run_and_evaluate(
     seed = config.seed
     # A modality the model does not use cannot change its output: flat curves, clean accuracy.
     robustness = {
-        m: [evaluate(model, test, transform=noise_transform(m, level, 1000 + seed))["acc"] if m in used else clean
+        m: [evaluate(model, test, transform=noise_transform(m, level, 1000 + seed), precision=config.precision)["acc"]
+            if m in used else clean
             for level in noise_levels]
         for m in all_modalities
     }
@@ -205,11 +245,11 @@ def run_and_evaluate(
         "best_epoch": result["best_epoch"],
         "epochs_run": result["epochs_run"],
         "train_seconds": result["train_seconds"],
-        "latency_ms": latency_ms(model, test),
+        "latency_ms": latency_ms(model, test, precision=config.precision),
         "noise_auc": float(np.mean([_auc(noise_levels, accs) for accs in robustness.values()])),
         "robustness": robustness,
-        "missing_acc": {m: evaluate(model, test, transform=missing_transform(m))["acc"] if m in used else clean
-                        for m in all_modalities},
+        "missing_acc": {m: evaluate(model, test, transform=missing_transform(m), precision=config.precision)["acc"]
+                        if m in used else clean for m in all_modalities},
         "fusion_params": sum(p.numel() for p in model.fusion.parameters()),
         "total_params": sum(p.numel() for p in model.parameters()),
         "graph": graph_summary(model.fusion.graph) if hasattr(model.fusion, "graph") else None,
@@ -247,21 +287,24 @@ def compare(
     and PNG plots there; each run checkpoints under ``out/runs/``, so rerunning
     the same comparison after a crash or kill continues where it stopped
     (finished runs are read back with their evaluation, not run again).
+    Every run trains and is evaluated at ``base.precision``, which is part of
+    its config and of its folder's name (:func:`run_name`), so a comparison
+    at another precision never reuses a finished run. Every row is checked
+    (:func:`check`) before any data is loaded.
     """
     seeds = [int(s) for s in seeds]
     fusion_options = dict(fusion_options or {})
     rows, curves, histories, graphs = [], {}, {}, {}
+    fusions = check(base, fusions, fusion_options, seeds)  # before any data is loaded
     datasets_by_seed = {seed: build_datasets(base.replace(seed=seed)) for seed in seeds}
     all_modalities = list(datasets_by_seed[seeds[0]][2].inputs)
-    fusions = list(fusions or default_fusions(all_modalities))
-    check_rows(fusions, fusion_options, all_modalities)
     bar = tqdm(total=len(fusions) * len(seeds), desc="compare", unit="run", disable=not progress)
     for name in fusions:
         per_seed: list[dict[str, Any]] = []
         for seed in seeds:
             bar.set_postfix(fusion=name, seed=seed)
             config = run_config(base, name, seed, fusion_options.get(name, {}))
-            run_dir = None if out is None else Path(out) / "runs" / f"{name}-seed{seed}"
+            run_dir = None if out is None else Path(out) / "runs" / run_name(name, seed, base.precision)
             evaluation, history = run_and_evaluate(config, run_dir, datasets_by_seed[seed], all_modalities, noise_levels)
             per_seed.append(evaluation)
             if seed == seeds[0]:
@@ -374,7 +417,9 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     config = results["config"]
-    title = f"{config['data']}{' (hard)' if config['hard'] else ''}, {config['epochs']} epochs"
+    precision = config.get("precision", "32")
+    title = (f"{config['data']}{' (hard)' if config['hard'] else ''}, {config['epochs']} epochs"
+             + ("" if precision == "32" else f", precision {precision}"))
     (out / "results.md").write_text(f"# wsfusion compare: {title}\n\n" + results_markdown(results))
 
     from matplotlib.figure import Figure

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from wsfusion._validation import check_fraction, check_int
+
 DATASETS = ("av-digits", "synthetic")
+#: Training precisions: ``"32"`` (float32), ``"bf16"`` and ``"16"`` (mixed precision under
+#: ``torch.autocast`` with bfloat16 / float16; float16 with a gradient scaler).
+PRECISIONS = ("32", "bf16", "16")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,12 @@ class TrainConfig:
             checkpoints and re-applied on resume).
         seed: Seeds data splits, initialisation, shuffling and dropout.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"``.
+        precision: ``"32"`` (float32, the default), ``"bf16"`` or ``"16"``: the forward
+            pass and the loss, in training and in evaluation, run under
+            ``torch.autocast(device_type, dtype=torch.bfloat16 | torch.float16)``;
+            parameters and optimiser state stay float32. ``"16"`` scales the loss with a
+            ``torch.amp.GradScaler``, whose state is in the checkpoints (resume is exact);
+            bfloat16 needs no scaler. (``32`` and ``16`` may be given as integers.)
     """
 
     data: str = "synthetic"
@@ -86,19 +98,31 @@ class TrainConfig:
     temperature_schedule: bool = False
     seed: int = 0
     device: str = "cpu"
+    precision: str = "32"
 
     def __post_init__(self) -> None:
         if self.data not in DATASETS:
             raise ValueError(f"data must be one of {DATASETS}, got {self.data!r}")
-        for name in ("epochs", "batch_size", "feature_dim", "fused_dim", "synthetic_samples"):
+        if self.precision in (32, 16) and not isinstance(self.precision, bool):
+            object.__setattr__(self, "precision", str(self.precision))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("epochs", "batch_size", "feature_dim", "fused_dim", "synthetic_samples", "synthetic_classes",
+                     "rewire_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.topology_lr is not None and not (isinstance(self.topology_lr, (int, float)) and self.topology_lr > 0
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a finite positive number, got {self.lr!r}")
+        if self.topology_lr is not None and not (isinstance(self.topology_lr, (int, float)) and 0 < self.topology_lr < math.inf
                                                  and not isinstance(self.topology_lr, bool)):
-            raise ValueError(f"topology_lr must be positive or None, got {self.topology_lr!r}")
+            raise ValueError(f"topology_lr must be a finite positive number or None, got {self.topology_lr!r}")
+        check_int(self.seed, "seed", 0)
+        check_fraction(self.rewire_alpha, "rewire_alpha", "(0, 1)")
+        for name in ("weight_decay", "warmup_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
         from wsfusion.train.rewirer import MODES as REWIRE_MODES

@@ -5,10 +5,12 @@ No training logic lives in the modules; this file is where it is.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +22,14 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from wsfusion import fusion as fusion_registry
+from wsfusion._validation import check_device
 from wsfusion.encoders import encoder_for
 from wsfusion.models import MultiModalNetwork
 from wsfusion.topology import LearnableWSGraph
 from wsfusion.train import distributed
 from wsfusion.train.callbacks import Callback, TemperatureSchedule
 from wsfusion.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from wsfusion.train.config import TrainConfig
+from wsfusion.train.config import PRECISIONS, TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -84,9 +87,42 @@ def select_modalities(dataset: InMemoryDataset, modalities: Sequence[str] | None
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """``config.device`` as a :class:`torch.device` (``"auto"``: CUDA if available); ``ValueError`` if this
+    process cannot use it (e.g. ``"cuda"`` on a CPU-only torch build)."""
+    return check_device(name)
+
+
+#: Autocast dtype of each mixed :data:`~wsfusion.train.config.PRECISIONS` entry.
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device | str) -> None:
+    """``ValueError`` unless ``torch.autocast`` runs ``precision`` on ``device`` in this torch build."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "32":
+        return
+    device_type = torch.device(device).type
+    dtype = AUTOCAST_DTYPES[precision]
+    if device_type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError("precision 'bf16' needs a GPU with bfloat16 support, which this one lacks; use precision '16'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an unsupported dtype disables autocast with a warning
+        try:
+            with torch.autocast(device_type=device_type, dtype=dtype):
+                enabled = torch.is_autocast_enabled(device_type)
+        except (RuntimeError, TypeError):
+            enabled = False
+    if not enabled:
+        raise ValueError(f"precision {precision!r} is not supported: torch {torch.__version__} has no "
+                         f"{dtype} autocast on {device_type}; use precision '32'")
+
+
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``precision`` on ``device`` (a no-op context for ``"32"``)."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=AUTOCAST_DTYPES[precision])
 
 
 def build_datasets(config: TrainConfig) -> tuple[InMemoryDataset, InMemoryDataset, InMemoryDataset]:
@@ -125,6 +161,53 @@ def build_model(config: TrainConfig, modality_shapes: Mapping[str, tuple[int, ..
     return MultiModalNetwork(encoders, fused, nn.Linear(config.fused_dim, num_classes))
 
 
+def data_layout(config: TrainConfig) -> tuple[dict[str, tuple[int, ...]], int]:
+    """The per-sample shape of each modality of ``config.data`` and its number of classes, without loading
+    the data (nor downloading AV-digits): what :func:`build_model` needs."""
+    if config.data == "av-digits":
+        from wsfusion.data.av_digits import NUM_MFCC, AVDigits
+
+        frames = inspect.signature(AVDigits).parameters["num_frames"].default
+        return {"visual": (1, 28, 28), "audio": (1, NUM_MFCC, frames)}, AVDigits.num_classes
+    from wsfusion.data import NOTEBOOK_SHAPES
+    from wsfusion.data.synthetic import _check_shapes
+
+    shapes = _check_shapes(NOTEBOOK_SHAPES if config.synthetic_shapes is None else config.synthetic_shapes)
+    return {m: tuple(s) for m, s in shapes.items()}, config.synthetic_classes
+
+
+def check_config(config: TrainConfig) -> None:
+    """Check everything about ``config`` that can be checked without its data, so that a mistake fails in
+    a second, before any data is loaded or downloaded and before any training.
+
+    The device exists (``"cuda"`` on a CPU-only torch build raises), the precision runs on it, the
+    modalities are the data's, the fusion is registered and its options build a model on the data's
+    shapes (option names, values, a WS degree ``k`` that fits the node count...), ``topology_lr`` has a
+    learnable topology to act on and ``rewire`` finds ``WSLinear`` layers. Raises the ``ValueError`` or
+    ``TypeError`` of the first problem; the global RNG state is left as it was.
+    """
+    device = resolve_device(config.device)
+    check_precision(config.precision, device)
+    shapes, num_classes = data_layout(config)
+    if config.modalities is not None:
+        unknown = [m for m in config.modalities if m not in shapes]
+        if unknown:
+            raise ValueError(f"modality {unknown[0]!r} is not in the data; it has {list(shapes)}")
+        shapes = {m: shapes[m] for m in config.modalities}
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(config, shapes, num_classes)
+    parameter_groups(model, config)
+    if config.rewire is not None:
+        from wsfusion.nn import WSLinear
+        from wsfusion.train.rewirer import Rewirer
+
+        if not any(isinstance(m, WSLinear) for m in model.modules()):
+            raise ValueError(f"rewire={config.rewire!r} rewires WSLinear layers, but fusion {config.fusion!r} has none "
+                             "(the ws-sparse fusion has them)")
+        Rewirer(delta_t=config.rewire_every, alpha=config.rewire_alpha, mode=config.rewire,
+                seed=config.seed).attach(model)
+
+
 def batches(
     dataset: InMemoryDataset, batch_size: int, *, generator: torch.Generator | None = None,
     rank: int = 0, world_size: int = 1,
@@ -156,12 +239,15 @@ def evaluate(
     device: torch.device | str = "cpu",
     transform: Any = None,
     env: distributed.DistEnv = distributed.DistEnv(),
+    precision: str = "32",
 ) -> dict[str, float]:
     """Loss and accuracy over ``dataset``.
 
     ``transform(inputs, index) -> (inputs, mask)`` corrupts each batch first
     (noise, a missing modality); ``index`` are the samples' positions, so a
-    corruption can be made identical for every model.
+    corruption can be made identical for every model. ``precision`` (a
+    :attr:`TrainConfig.precision`) runs the forward pass and the loss under the
+    same ``torch.autocast`` as training.
     """
     was_training = model.training
     model.eval()
@@ -172,9 +258,11 @@ def evaluate(
             inputs, mask = transform(inputs, index)
         inputs = {m: x.to(device) for m, x in inputs.items()}
         mask = None if mask is None else {m: v.to(device) for m, v in mask.items()}
-        logits = model(inputs, mask, batch_input_mask(dataset, index, device))
         labels = labels.to(device)
-        totals += torch.tensor([F.cross_entropy(logits, labels, reduction="sum").item(),
+        with autocast(device, precision):
+            logits = model(inputs, mask, batch_input_mask(dataset, index, device))
+            loss = F.cross_entropy(logits.float(), labels, reduction="sum")
+        totals += torch.tensor([loss.item(),
                                 (logits.argmax(-1) == labels).sum().item(), labels.numel()], dtype=torch.float64)
     model.train(was_training)
     totals = distributed.all_reduce_sum(totals, env, "evaluation", device)
@@ -231,6 +319,9 @@ class Trainer:
         self.device = resolve_device(config.device)
         if self.env.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.env.local_rank)
+        check_precision(config.precision, self.device)
+        # float16 scales the loss so small gradients survive; disabled (a pass-through) otherwise.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "16")
         self.callbacks = list(callbacks)
         if config.rewire is not None:
             from wsfusion.train.rewirer import Rewirer
@@ -269,6 +360,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
             "history": self.history,
             "best": self.best,
@@ -284,6 +376,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):  # float16 runs only (checkpoints before precision existed have none)
+            self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.epoch, self.step = state["epoch"], state["step"]
         self.history, self.best, self.bad_epochs = state["history"], state["best"], state["bad_epochs"]
@@ -367,15 +461,17 @@ class Trainer:
                 try:
                     if self.env.enabled:
                         watch.sync_buffers(self.model)
-                    logits = model(inputs, mask, input_mask)
-                    loss = F.cross_entropy(logits, labels)
+                    with autocast(self.device, config.precision):
+                        logits = model(inputs, mask, input_mask)
+                        loss = F.cross_entropy(logits.float(), labels)
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()  # DDP all-reduces gradients here
+                    self.scaler.scale(loss).backward()  # DDP all-reduces gradients here
                 except RuntimeError as exc:
                     if watch.failed:
                         raise distributed.peer_failure(self.env, f"training step {self.step}", exc) from exc
                     raise
-                self.optimizer.step()
+                self.scaler.step(self.optimizer)  # optimizer.step(), skipped on inf/NaN gradients under float16
+                self.scaler.update()
                 self.scheduler.step()
                 self.step += 1
                 totals += torch.tensor([loss.item() * labels.numel(), (logits.argmax(-1) == labels).sum().item(),
@@ -385,7 +481,8 @@ class Trainer:
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}")
             totals = distributed.all_reduce_sum(totals, self.env, f"epoch {self.epoch + 1} metrics", self.device)
-            val = evaluate(self._module(model), self.val_set, device=self.device, env=self.env)
+            val = evaluate(self._module(model), self.val_set, device=self.device, env=self.env,
+                           precision=config.precision)
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": totals[0].item() / totals[2].item(),
                    "train_acc": totals[1].item() / totals[2].item(), "val_loss": val["loss"], "val_acc": val["acc"],
@@ -413,9 +510,10 @@ class Trainer:
     def _finish(self, stopped_early: bool) -> dict[str, Any]:
         if self.best["model"] is not None:
             self.model.load_state_dict(self.best["model"])
-        test = evaluate(self.model, self.test_set, device=self.device, env=self.env)
+        test = evaluate(self.model, self.test_set, device=self.device, env=self.env, precision=self.config.precision)
         result = {
             "config": self.config.to_dict(),
+            "precision": self.config.precision,
             "epochs_run": self.epoch,
             "stopped_early": stopped_early,
             "best_epoch": self.best["epoch"],
