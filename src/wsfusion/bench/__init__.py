@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from wsfusion.bench import attention, conv, params, ws_linear
+from wsfusion.bench import attention, conv, modes, params, ws_linear
 from wsfusion.bench._measure import format_table
 
 
@@ -66,6 +66,13 @@ def conv_table(rows: list[dict[str, Any]]) -> str:
                          *(f"{c} MB" for c in cases)], body)
 
 
+def modes_table(rows: list[dict[str, Any]]) -> str:
+    return format_table(
+        ["case", *(f"{m} ms" for m in modes.MODES), "compiled vs eager", "bf16 vs eager", "first compiled call s"],
+        [[r["case"], *(_ms(r["ms"][m]) for m in modes.MODES), f"{r['speedup']['compiled vs eager']:.2f}x",
+          f"{r['speedup']['bf16 vs eager']:.2f}x", f"{r['compile_s']:.1f}"] for r in rows])
+
+
 def params_table(rows: list[dict[str, Any]]) -> str:
     return format_table(["fusion", "class", "parameters", "used"],
                         [[r["fusion"], r["class"], f"{r['parameters']:,}", f"{r['used']:,}"] for r in rows])
@@ -109,10 +116,11 @@ def _topology_table(results: dict[str, Any]) -> str:
 
 
 SUITES = {"ws-linear": (ws_linear.run, ws_linear_table), "attention": (attention.run, attention_table),
-          "conv": (conv.run, conv_table),
+          "conv": (conv.run, conv_table), "modes": (modes.run, modes_table),
           "params": (params.run, params_table), "topology": (_topology_run, _topology_table),
           "routing": (_routing_run, _routing_table)}
-#: Suites run when none is named; "topology" and "routing" train models (minutes to hours) and run only on request.
+#: Suites run when none is named; "modes" compiles (a minute), "topology" and "routing" train models (minutes to
+#: hours): they run only on request.
 DEFAULT_SUITES = ("ws-linear", "attention", "conv", "params")
 
 
@@ -129,7 +137,7 @@ def run(suites: list[str] | None = None, threads: int | None = 2, quick: bool = 
             results[name] = fn(device=device, quick=quick)
         elif quick:
             sizes = {"ws-linear": dict(sizes=((192, 256), (3072, 256)), reps=5), "attention": dict(tokens=(256,), reps=3),
-                     "conv": dict(nodes=(1024,), reps=3)}
+                     "conv": dict(nodes=(1024,), reps=3), "modes": dict(tokens=192, reps=2)}
             results[name] = fn(device=device, **sizes[name])
         else:
             results[name] = fn(device=device)
