@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # instead of resolving a multi-GB CUDA wheel.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test gpu-check install install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ demo: install
 
 test: install-test
 	$(PY) -m pytest -q
+
+# On a CUDA machine: the device-parametrised tests on cuda and the GPU benchmarks, one summary table.
+gpu-check: install-test
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

@@ -8,6 +8,10 @@ Cases, all forward + backward over the same tokens in one process:
 * ``dense SDPA``: the conv's own projections around
   :func:`torch.nn.functional.scaled_dot_product_attention` (flash-style kernel
   that never stores the N x N scores): dense attention at its fastest.
+
+On CUDA two more, both under bf16 autocast (FlashAttention needs half precision):
+``fused bf16`` and ``dense SDPA flash bf16`` (SDPA restricted to the FlashAttention
+backend).
 """
 
 from __future__ import annotations
@@ -76,6 +80,21 @@ def run(
             cases["reference"] = conv_step(reference)
         cases["dense MultiheadAttention"] = mha_step
         cases["dense SDPA"] = sdpa_step
+        if device.type == "cuda":
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            def bf16(step, flash=False):
+                def run_once():
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        if flash:
+                            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                                step()
+                        else:
+                            step()
+                return run_once
+
+            cases["fused bf16"] = bf16(conv_step(fused))
+            cases["dense SDPA flash bf16"] = bf16(sdpa_step, flash=True)
         times = interleaved_medians(cases, reps if n <= 4096 else max(2, reps // 3), device, warmup=1)
         row: dict[str, Any] = {
             "N": n, "B": batch, "E": edge_index.shape[1], "ms": times,
@@ -83,6 +102,8 @@ def run(
                 "fused vs dense MultiheadAttention": times["dense MultiheadAttention"] / times["fused"],
                 "fused vs dense SDPA": times["dense SDPA"] / times["fused"],
                 **({"fused vs reference": times["reference"] / times["fused"]} if "reference" in times else {}),
+                **({"fused bf16 vs dense SDPA flash bf16": times["dense SDPA flash bf16"] / times["fused bf16"]}
+                   if "fused bf16" in times else {}),
             },
         }
         if memory:
