@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -38,12 +39,19 @@ def prose_match(pattern: str) -> re.Match:
 
 
 def test_usage_example_runs_and_prints_what_it_claims():
-    (code,) = python_blocks("Usage")
+    code, modes = python_blocks("Usage")
     assert len(code.strip().splitlines()) <= 10
     out = io.StringIO()
+    namespace: dict = {}
     with contextlib.redirect_stdout(out):
-        exec(compile(code, str(README), "exec"), {})
+        exec(compile(code, str(README), "exec"), namespace)
     assert out.getvalue().strip() == "torch.Size([8, 10])"
+    # the mixed-precision and compile lines continue the same example
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(modes, str(README), "exec"), namespace)
+    assert out.getvalue().strip() == "torch.bfloat16"
+    assert isinstance(namespace["compiled"], torch.nn.Module)
 
 
 def test_readme_starts_with_the_two_commands():
