@@ -158,7 +158,8 @@ class WSGraphFusion(FusionModule):
             m: nn.Linear(d, node_dim if self.token_nodes else counts[m] * node_dim)
             for m, d in self.modality_dims.items()
         })
-        self.modality_embedding = nn.Parameter(torch.empty(len(self.graph.modalities), node_dim))
+        # node_modality indexes the graph's relation vocabulary (its own modalities by default).
+        self.modality_embedding = nn.Parameter(torch.empty(len(self.graph.vocabulary), node_dim))
         num_layers = check_positive_int(num_layers, "num_layers")
         if conv == "rgcn":
             convs = [CrossModalConv(node_dim, node_dim, self.graph.num_relations, num_bases=num_bases) for _ in range(num_layers)]
@@ -200,7 +201,7 @@ class WSGraphFusion(FusionModule):
         # Graph tensors as buffers so they follow the module to its device.
         node_modality = self.graph.node_modality
         self.register_buffer("edge_index", edge_index.clone(), persistent=False)
-        self.register_buffer("edge_type", node_modality[edge_index[0]] * len(self.graph.modalities)
+        self.register_buffer("edge_type", node_modality[edge_index[0]] * len(self.graph.vocabulary)
                              + node_modality[edge_index[1]], persistent=False)
         self.register_buffer("node_modality", node_modality, persistent=False)
         self.reset_parameters()
@@ -229,7 +230,9 @@ class WSGraphFusion(FusionModule):
     def node_mask(self, mask: Mapping[str, Tensor], token_mask: Mapping[str, Tensor] | None = None) -> Tensor:
         """``[B, N]`` bool: a node is present when its modality is present in that sample
         (and, for token nodes, when its token is not padding)."""
-        present = torch.stack([mask[m] for m in self.graph.modalities], dim=1)[:, self.node_modality]
+        some = next(iter(mask.values()))  # a vocabulary entry without nodes is never looked up
+        present = torch.stack([mask[m] if m in mask else torch.zeros_like(some) for m in self.graph.vocabulary],
+                              dim=1)[:, self.node_modality]
         if not token_mask:
             return present
         real = torch.cat([

@@ -180,7 +180,7 @@ class WSLinear(MessagePassing, EdgeWeightedLinear):
                 f"{ei.size(1)}; change the weight first (rewire_ does both)"
             )
         old = self.graph
-        meta = dict(order=old.order, ring_order=old.ring_order, seed=old.seed)
+        meta = dict(order=old.order, ring_order=old.ring_order, seed=old.seed, vocabulary=old.vocabulary)
         if is_symmetric(ei, n):
             self.graph = CrossModalGraph.from_edge_index(ei, dict(old.node_counts), **meta)
         else:
