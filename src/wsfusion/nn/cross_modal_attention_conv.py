@@ -50,8 +50,10 @@ class CrossModalAttentionConv(NoCachePickling, MessagePassing):
     the graph, at :math:`O(E)` instead of :math:`O(N^2)` time and memory.
     A node without incoming edges gets a zero attention term (then the bias).
 
-    ``node_mask`` removes nodes: a masked node is no key for anyone and its
-    own output is zero, exactly as on the graph without those nodes.
+    ``node_mask`` (``True`` = present) removes nodes: a masked node is no key
+    for anyone and its own output is zero, exactly as on the graph without
+    those nodes. ``key_padding_mask`` is the same with PyTorch's polarity
+    (``True`` = padding, as in :class:`torch.nn.MultiheadAttention`); give one.
     ``edge_weight`` (``[E]``, e.g. learnable-topology gates) multiplies each
     coefficient before renormalising over the target's incoming edges
     (:math:`\mathrm{softmax}(s + \log w)`); 0/1 weights equal the graph
@@ -71,7 +73,19 @@ class CrossModalAttentionConv(NoCachePickling, MessagePassing):
       once per batch size and reused while that tensor is unchanged.
     * ``fused=False``: PyG's generic path (:meth:`edge_update` computes the
       coefficients with gathers and a scatter softmax, :meth:`message` weights
-      the gathered values), the reference.
+      the gathered values), the reference. The fused layer takes it by itself
+      while PyG's explain mode or any propagate / message hook is active.
+
+    **Bipartite input** ``x = (x_src, x_dst)`` with a bipartite ``edge_index``
+    is sparse cross-attention (MulT-style): queries from ``x_dst``, keys and
+    values from ``x_src``, on both paths; it is how the layer sits inside
+    :class:`~torch_geometric.nn.conv.HeteroConv`.
+
+    **Training modes:** under ``torch.autocast`` the output has the autocast
+    dtype, the CSR kernels accumulate in float32 and the softmax runs in
+    float32 (the returned coefficients are float32); half-precision modules
+    work the same way; ``torch.compile`` (inductor) keeps the kernels in the
+    graph as custom ops; the CSR-layout cache is never pickled.
 
     Args:
         in_channels (int): Input features per node.
@@ -88,8 +102,9 @@ class CrossModalAttentionConv(NoCachePickling, MessagePassing):
         - **input:** node features :math:`(N, F_{in})` or a batch over one
           static graph :math:`(B, N, F_{in})`; ``edge_index`` :math:`(2, E)`
           (``edge_type`` :math:`(E)` with relation embeddings), or a
-          :class:`CrossModalGraph`; optional ``node_mask`` :math:`(N)` or
-          :math:`(B, N)`
+          :class:`CrossModalGraph`; optional ``node_mask`` (or
+          ``key_padding_mask``) :math:`(N)` or :math:`(B, N)`; bipartite:
+          ``((N_{src}, F_{in}), (N_{dst}, F_{in}))`` (or batched), masks a pair
         - **output:** :math:`(N, F_{out})` or :math:`(B, N, F_{out})`; with
           ``return_attention_weights=True`` also ``(edge_index, alpha)``,
           alpha :math:`(E, H)` or :math:`(B, E, H)`

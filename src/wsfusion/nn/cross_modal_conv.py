@@ -35,7 +35,8 @@ class CrossModalConv(NoCachePickling, MessagePassing):
     incoming edges. With ``num_bases`` the relation weights share a basis,
     :math:`\mathbf{W}_r = \sum_b a_{rb} \mathbf{V}_b`.
 
-    ``node_mask`` removes nodes from message passing: a masked node sends
+    ``node_mask`` (``True`` = present, the opposite of PyTorch's
+    ``key_padding_mask``) removes nodes from message passing: a masked node sends
     nothing and its own output is zero, and the mean counts only the
     neighbours present. The result equals running the layer on the graph
     without those nodes. ``edge_weight`` (``[E]``, e.g. the gates of a
@@ -53,8 +54,22 @@ class CrossModalConv(NoCachePickling, MessagePassing):
       transforms (in a cross-modal graph a target meets only the relations into
       its own modality), no :math:`[E, F]` gather, no Python loop over edges.
       The layout of an ``edge_index``/``edge_type`` pair is built once and
-      reused while those tensors are unchanged.
+      reused while those tensors are unchanged (a cache, never pickled).
     * ``fused=False``: PyG's generic gather / scatter path, the reference.
+      The fused layer takes it by itself while PyG's explain mode (``Explainer``
+      edge masks) or any propagate / message hook is active.
+
+    **Bipartite input** ``x = (x_src, x_dst)`` with a bipartite ``edge_index``
+    (row 0 indexes ``x_src``, row 1 ``x_dst``) passes messages from one node
+    set to another, as PyG's convs do (e.g. inside
+    :class:`~torch_geometric.nn.conv.HeteroConv` over
+    :meth:`CrossModalGraph.to_hetero`); the root weight applies to ``x_dst``.
+    With ``num_relations=1``, ``edge_type`` may be left out.
+
+    **Training modes:** under ``torch.autocast`` the output has the autocast
+    dtype (as :class:`torch.nn.Linear`'s) and the CSR kernels accumulate in
+    float32; half-precision modules work the same way; ``torch.compile``
+    (inductor) keeps the kernels in the graph as custom ops.
 
     Args:
         in_channels (int): Input features per node.
@@ -73,8 +88,10 @@ class CrossModalConv(NoCachePickling, MessagePassing):
           static graph :math:`(B, N, F_{in})`; ``edge_index`` :math:`(2, E)`
           with ``edge_type`` :math:`(E)`, or a :class:`CrossModalGraph`;
           optional ``node_mask`` :math:`(N)` or :math:`(B, N)`; optional
-          ``edge_weight`` :math:`(E)`
+          ``edge_weight`` :math:`(E)`; bipartite: ``((N_{src}, F_{in}),
+          (N_{dst}, F_{in}))`` (or batched), ``node_mask`` a pair
         - **output:** :math:`(N, F_{out})` or :math:`(B, N, F_{out})`
+          (:math:`N = N_{dst}` for bipartite input)
     """
 
     _caches = ("_structure",)
