@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 
+from testing_helpers import DEVICES
+
 from wsfusion.train import Callback, TrainConfig, Trainer, evaluate, load_checkpoint, train
 from wsfusion.train import trainer as trainer_module
 from wsfusion.train.compare import compare, run_name
@@ -211,3 +213,24 @@ def test_graph_fusions_train_under_mixed_precision(tmp_path, fusion, options, pr
     config = CONFIG.replace(fusion=fusion, fusion_options=options, precision=precision, epochs=1)
     result, _ = train(config, tmp_path, datasets=DATA, progress=False)
     assert math.isfinite(result["history"][0]["train_loss"]) and math.isfinite(result["test_loss"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("precision", ["32", "bf16", "16"])
+def test_a_short_graph_fusion_run_resumes_on_each_device(tmp_path, device, precision):
+    """The device-parametrised train + resume that ``make gpu-check`` runs on ``cuda``: a killed
+    ws-transformer run resumes to the uninterrupted one (exactly on CPU; CUDA's scatter-adds are not
+    deterministic, so there to float tolerance)."""
+    options = {"embed_dim": 8, "num_heads": 2, "num_layers": 1, "k": 4}
+    config = CONFIG.replace(fusion="ws-transformer", fusion_options=options, precision=precision, epochs=2, device=device)
+    full, full_model = train(config, tmp_path / "full", datasets=DATA, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "killed", datasets=DATA, callbacks=[StopAt(STEPS_PER_EPOCH + 1)], progress=False)
+    resumed, resumed_model = train(config, tmp_path / "killed", resume=True, datasets=DATA, progress=False)
+    assert math.isfinite(resumed["test_loss"])
+    exact = device == "cpu"
+    for (name, p), q in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
+        if exact:
+            assert torch.equal(p, q), name
+        else:
+            torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4)
