@@ -39,3 +39,16 @@ DEVICES = [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
 ]
+
+
+class Toy:
+    """A tiny in-memory two-modality dataset for the trainer tests: the label shifts both inputs."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.labels = torch.randint(0, 3, (n,), generator=g)
+        shift = self.labels.view(-1, 1, 1, 1).float()
+        self.inputs = {"visual": torch.randn(n, 1, 8, 8, generator=g) + shift,
+                       "audio": torch.randn(n, 1, 8, 12, generator=g) - shift}
+        self.modality_shapes = {"visual": (1, 8, 8), "audio": (1, 8, 12)}
+        self.num_classes = 3

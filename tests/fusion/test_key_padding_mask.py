@@ -4,16 +4,7 @@ import pytest
 import torch
 
 from wsfusion import fusion
-
-DIMS = {"visual": 6, "audio": 5}
-TOKENS = {"visual": 4, "audio": 6}
-B = 3
-TOKEN_FUSIONS = {
-    "attention": dict(embed_dim=8, num_heads=2),
-    "transformer": dict(embed_dim=8, num_heads=2),
-    "ws-gnn": dict(tokens=TOKENS, node_dim=8, k=4, conv="attention"),
-    "ws-transformer": dict(tokens=TOKENS, embed_dim=8, num_heads=2, k=4),
-}
+from test_token_fusions import B, DIMS, TOKEN_FUSIONS, TOKENS  # the same small token fusions
 
 
 def inputs():

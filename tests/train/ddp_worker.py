@@ -15,6 +15,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # testing_helpers
 
 from test_trainer import CONFIG, DATA  # noqa: E402
 

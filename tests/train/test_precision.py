@@ -6,25 +6,12 @@ import math
 import pytest
 import torch
 
-from testing_helpers import DEVICES
+from testing_helpers import DEVICES, Toy
 
 from wsfusion.train import Callback, TrainConfig, Trainer, evaluate, load_checkpoint, train
 from wsfusion.train import trainer as trainer_module
 from wsfusion.train.compare import compare, run_name
 from wsfusion.train.trainer import CHECKPOINT, RESULT, check_precision
-
-
-class Toy:
-    """Two modalities whose inputs are shifted by the label (as in test_trainer.py)."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.labels = torch.randint(0, 3, (n,), generator=g)
-        shift = self.labels.view(-1, 1, 1, 1).float()
-        self.inputs = {"visual": torch.randn(n, 1, 8, 8, generator=g) + shift,
-                       "audio": torch.randn(n, 1, 8, 12, generator=g) - shift}
-        self.modality_shapes = {"visual": (1, 8, 8), "audio": (1, 8, 12)}
-        self.num_classes = 3
 
 
 DATA = (Toy(96, 0), Toy(32, 1), Toy(32, 2))

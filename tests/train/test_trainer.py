@@ -8,25 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from testing_helpers import Toy
+
 from wsfusion.train import Callback, TrainConfig, Trainer, evaluate, load_checkpoint, save_checkpoint, train
 from wsfusion.train import checkpoint as checkpoint_module
 from wsfusion.train import trainer as trainer_module
 from wsfusion.train.trainer import CHECKPOINT, METRICS, RESULT, batches, warmup_cosine
 
 KILL_WORKER = Path(__file__).with_name("kill_worker.py")
-
-
-class Toy:
-    """A tiny in-memory two-modality dataset: the label shifts both inputs."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.labels = torch.randint(0, 3, (n,), generator=g)
-        shift = self.labels.view(-1, 1, 1, 1).float()
-        self.inputs = {"visual": torch.randn(n, 1, 8, 8, generator=g) + shift,
-                       "audio": torch.randn(n, 1, 8, 12, generator=g) - shift}
-        self.modality_shapes = {"visual": (1, 8, 8), "audio": (1, 8, 12)}
-        self.num_classes = 3
 
 
 DATA = (Toy(192, 0), Toy(48, 1), Toy(48, 2))
