@@ -33,17 +33,46 @@ def takes_fused_path(layer: Any) -> bool:
     return bool(layer.fused) and not layer.explain and not any(getattr(layer, h, None) for h in _PROPAGATE_HOOKS)
 
 
-class NoCachePickling:
-    """Mixin: the attributes named in ``_caches`` (index layouts built from the last edges seen,
-    held by weak reference) are dropped from the pickled / copied state and rebuilt on the next call."""
+class IdentityCache:
+    """The last value built from some tensors, reused while the same tensor objects come back unchanged.
 
-    _caches: tuple[str, ...] = ()
+    "Unchanged" is the same identity and the same in-place ``_version``, plus
+    an equal plain ``key`` (sizes, batch). The tensors are held by weak
+    reference, and the cache is never state: pickling or copying a module
+    gives an empty cache (it is rebuilt on the next call), so whole-model
+    saving, ``copy.deepcopy`` and spawn-started workers work at any time.
+    """
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()  # type: ignore[misc]
-        for name in self._caches:
-            state[name] = None
-        return state
+    __slots__ = ("_refs", "_versions", "_key", "_value")
+
+    def __init__(self) -> None:
+        self._refs: tuple[weakref.ref, ...] = ()
+        self._versions: tuple[int, ...] = ()
+        self._key: Any = None
+        self._value: Any = None
+
+    @property
+    def empty(self) -> bool:
+        return not self._refs
+
+    def get(self, tensors: tuple[Tensor, ...], key: Any) -> Any:
+        """The stored value if it was built from exactly these unchanged ``tensors`` and ``key``, else None."""
+        if len(tensors) != len(self._refs) or key != self._key:
+            return None
+        for ref, version, t in zip(self._refs, self._versions, tensors):
+            if ref() is not t or t._version != version:
+                return None
+        return self._value
+
+    def put(self, tensors: tuple[Tensor, ...], key: Any, value: Any) -> Any:
+        """Remember ``value`` as built from ``tensors`` (as they are now) and ``key``; returns it."""
+        self._refs = tuple(weakref.ref(t) for t in tensors)
+        self._versions = tuple(t._version for t in tensors)
+        self._key, self._value = key, value
+        return value
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return IdentityCache, ()
 
 
 def resolve_edges(

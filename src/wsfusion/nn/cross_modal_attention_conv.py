@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import weakref
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +11,7 @@ from torch_geometric.utils import scatter, softmax
 from wsfusion._validation import check_heads, check_positive_int, check_probability
 from wsfusion.graphs import CrossModalGraph
 from wsfusion.nn._inputs import (
-    NoCachePickling,
+    IdentityCache,
     check_edge_type,
     check_edge_weight,
     check_features,
@@ -30,7 +29,7 @@ from wsfusion.nn._sparse_attention import (
 )
 
 
-class CrossModalAttentionConv(NoCachePickling, MessagePassing):
+class CrossModalAttentionConv(MessagePassing):
     r"""Multi-head attention restricted to the neighbours of a cross-modal graph.
 
     Standard scaled dot-product multi-head attention in which node :math:`i`
@@ -110,8 +109,6 @@ class CrossModalAttentionConv(NoCachePickling, MessagePassing):
           alpha :math:`(E, H)` or :math:`(B, E, H)`
     """
 
-    _caches = ("_structure",)
-
     def __init__(
         self,
         in_channels: int,
@@ -124,7 +121,7 @@ class CrossModalAttentionConv(NoCachePickling, MessagePassing):
     ) -> None:
         super().__init__(aggr="add", node_dim=-3)
         self.fused = bool(fused)
-        self._structure: tuple[weakref.ref, int, tuple[int, int, int], AttentionStructure] | None = None
+        self._structure = IdentityCache()  # the CSR layout of the last edges seen, per batch size
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
         _, self.heads = check_heads(out_channels, "out_channels", heads, "heads")
@@ -208,12 +205,11 @@ class CrossModalAttentionConv(NoCachePickling, MessagePassing):
 
     def _structure_for(self, edge_index: Tensor, num_src: int, num_dst: int, batch: int) -> AttentionStructure:
         """The CSR layout of ``edge_index``, rebuilt only when a different (or changed) tensor comes in."""
-        cached = self._structure
-        if (cached is not None and cached[0]() is edge_index and cached[1] == edge_index._version
-                and cached[2] == (num_src, num_dst, batch)):
-            return cached[3]
-        structure = attention_structure(edge_index, num_dst, batch, self.heads, num_src=num_src)
-        self._structure = (weakref.ref(edge_index), edge_index._version, (num_src, num_dst, batch), structure)
+        key = (num_src, num_dst, batch)
+        structure = self._structure.get((edge_index,), key)
+        if structure is None:
+            structure = self._structure.put((edge_index,), key, attention_structure(
+                edge_index, num_dst, batch, self.heads, num_src=num_src))
         return structure
 
     def _fused_forward(

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import weakref
-
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
@@ -11,7 +9,7 @@ from torch_geometric.utils import scatter
 from wsfusion._validation import check_positive_int
 from wsfusion.graphs import CrossModalGraph
 from wsfusion.nn._inputs import (
-    NoCachePickling,
+    IdentityCache,
     check_edge_type,
     check_edge_weight,
     check_features,
@@ -22,7 +20,7 @@ from wsfusion.nn._inputs import (
 from wsfusion.nn._sparse import RelationPairs, compute_dtype, edge_weighted_spmm, relation_pairs
 
 
-class CrossModalConv(NoCachePickling, MessagePassing):
+class CrossModalConv(MessagePassing):
     r"""Relation-typed message passing over a cross-modal graph (RGCN-like, `Schlichtkrull et al., 2018
     <https://arxiv.org/abs/1703.06103>`_), with one weight per ordered modality pair.
 
@@ -94,8 +92,6 @@ class CrossModalConv(NoCachePickling, MessagePassing):
           (:math:`N = N_{dst}` for bipartite input)
     """
 
-    _caches = ("_structure",)
-
     def __init__(
         self,
         in_channels: int,
@@ -112,7 +108,7 @@ class CrossModalConv(NoCachePickling, MessagePassing):
         # Messages are always summed here; the mean divides by the per-sample count of present neighbours.
         super().__init__(aggr="add", node_dim=-2)
         self.fused = bool(fused)
-        self._structure: tuple[weakref.ref, int, weakref.ref, int, tuple[int, int], RelationPairs] | None = None
+        self._structure = IdentityCache()  # the (relation, target) layout of the last edges seen
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
         self.num_relations = check_positive_int(num_relations, "num_relations")
@@ -234,14 +230,12 @@ class CrossModalConv(NoCachePickling, MessagePassing):
 
     def _structure_for(self, edge_index: Tensor, edge_type: Tensor, num_src: int, num_dst: int) -> RelationPairs:
         """The (relation, target) layout, rebuilt only when different (or changed) index tensors come in."""
-        c = self._structure
-        if (c is not None and c[0]() is edge_index and c[1] == edge_index._version and c[2]() is edge_type
-                and c[3] == edge_type._version and c[4] == (num_src, num_dst)):
-            return c[5]
-        built = relation_pairs(edge_index, edge_type, num_src, num_dst, self.num_relations)
-        self._structure = (weakref.ref(edge_index), edge_index._version, weakref.ref(edge_type),
-                           edge_type._version, (num_src, num_dst), built)
-        return built
+        key = (num_src, num_dst)
+        pairs = self._structure.get((edge_index, edge_type), key)
+        if pairs is None:
+            pairs = self._structure.put((edge_index, edge_type), key,
+                                        relation_pairs(edge_index, edge_type, num_src, num_dst, self.num_relations))
+        return pairs
 
     def message(self, x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
         return x_j if edge_weight is None else x_j * edge_weight.unsqueeze(-1)
