@@ -42,11 +42,27 @@ class EdgeWeightedLinear(nn.Module):
                     setattr(self, f"_{name}", value.to(device))
                 else:  # derived from the edge set, so never part of the state dict
                     self.register_buffer(f"_{name}", value.to(device), persistent=False)
+        self.__dict__.pop("_structure_tuple", None)
 
     @property
     def structure(self) -> CSRStructure:
-        return CSRStructure(self._crow, self._col, self._t_crow, self._t_col, self._t_perm, self._t_inv, self.num_nodes,
-                            self.num_nodes)
+        # Built once from the buffers (six module-attribute lookups are ~4 us, 2% of a small layer's
+        # step) and dropped whenever they are replaced: _set_structure and _apply (.to(), .half(), ...).
+        s = self.__dict__.get("_structure_tuple")
+        if s is None:
+            s = CSRStructure(self._crow, self._col, self._t_crow, self._t_col, self._t_perm, self._t_inv, self.num_nodes,
+                             self.num_nodes)
+            self.__dict__["_structure_tuple"] = s
+        return s
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
+        self.__dict__.pop("_structure_tuple", None)
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_structure_tuple", None)  # a view of the buffers, rebuilt on first use
+        return state
 
     def in_degree(self) -> Tensor:
         """``[N]``: edges entering each node."""
@@ -69,7 +85,8 @@ class EdgeWeightedLinear(nn.Module):
         # element-wise ops between them) never copy to change layout.
         out = edge_weighted_spmm(edge_values, x.reshape(-1, n), self.structure)
         if self.bias is not None:
-            out = out + self.bias.to(out.dtype)  # element-wise ops keep the node-major memory layout
+            bias = self.bias if self.bias.dtype == out.dtype else self.bias.to(out.dtype)
+            out = out + bias  # element-wise ops keep the node-major memory layout
         return out.reshape(*lead, n)
 
 
