@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from test_trainer import StopAt
 from testing_helpers import DEVICES, Toy
 
 from wsfusion.train import Callback, TrainConfig, Trainer, evaluate, load_checkpoint, train
@@ -23,17 +24,6 @@ DENSE = {"late": {}, "transformer": {"embed_dim": 8, "num_heads": 2, "num_layers
 
 def without_seconds(history):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
-
-
-class StopAt(Callback):
-    """A kill in the middle of an epoch."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer, step):
-        if step == self.step:
-            raise KeyboardInterrupt
 
 
 class HeadDtypes(Callback):
