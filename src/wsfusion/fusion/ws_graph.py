@@ -201,8 +201,7 @@ class WSGraphFusion(FusionModule):
         # Graph tensors as buffers so they follow the module to its device.
         node_modality = self.graph.node_modality
         self.register_buffer("edge_index", edge_index.clone(), persistent=False)
-        self.register_buffer("edge_type", node_modality[edge_index[0]] * len(self.graph.vocabulary)
-                             + node_modality[edge_index[1]], persistent=False)
+        self.register_buffer("edge_type", self.graph.relation_ids(edge_index), persistent=False)
         self.register_buffer("node_modality", node_modality, persistent=False)
         self.reset_parameters()
 

@@ -26,6 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
 __all__ = ["CrossModalGraph"]
 
 
+def relation_ids(edge_index: Tensor, node_modality: Tensor, vocabulary_size: int) -> Tensor:
+    """``[E]``: the relation id of each edge, ``voc(source) * V + voc(target)``, from each node's
+    vocabulary index ``node_modality [N]`` (the one formula every relation id comes from)."""
+    return node_modality[edge_index[0]] * vocabulary_size + node_modality[edge_index[1]]
+
+
 class CrossModalGraph:
     r"""An immutable undirected graph whose nodes belong to named modalities.
 
@@ -132,7 +138,7 @@ class CrossModalGraph:
         set_(self, "_edge_index", ei)
         set_(self, "_ring_order", ring)
         set_(self, "_node_modality", node_modality)
-        set_(self, "_edge_type", node_modality[ei[0]] * len(vocab) + node_modality[ei[1]])
+        set_(self, "_edge_type", relation_ids(ei, node_modality, len(vocab)))
         set_(self, "_k", k)
         set_(self, "_beta", beta)
         set_(self, "_seed", seed)
@@ -310,6 +316,11 @@ class CrossModalGraph:
     def num_relations(self) -> int:
         """``V ** 2``: one relation per ordered (source, target) pair of :attr:`vocabulary` entries."""
         return len(self._vocabulary) ** 2
+
+    def relation_ids(self, edge_index: Tensor) -> Tensor:
+        """``[E]`` relation ids of any edge set over this graph's nodes (e.g. a rewired or learned one),
+        by the same rule as :attr:`edge_type`."""
+        return relation_ids(edge_index, self._node_modality.to(edge_index.device), len(self._vocabulary))
 
     @property
     def relation_names(self) -> list[tuple[str, str]]:
