@@ -41,6 +41,13 @@ def _logit(p: Tensor) -> Tensor:
     return torch.log(p) - torch.log1p(-p)
 
 
+
+def straight_through(soft: Tensor) -> tuple[Tensor, Tensor]:
+    """``(hard, gate)`` for relaxed gates ``soft`` in (0, 1): ``hard`` thresholded at 0.5, and ``gate``
+    equal to ``hard`` in value with the gradient of ``soft`` (the straight-through estimator)."""
+    hard = (soft > 0.5).to(soft.dtype)
+    return hard, hard + (soft - soft.detach())
+
 class LearnableWSGraph(nn.Module):
     r"""A Watts-Strogatz graph with a learnable rewiring probability :math:`\beta`.
 
@@ -254,7 +261,7 @@ class LearnableWSGraph(nn.Module):
         soft = self.relaxed_sample(generator)
         if not hard:
             return soft
-        return (soft > 0.5).to(soft.dtype) + (soft - soft.detach())
+        return straight_through(soft)[1]
 
     @torch.no_grad()
     def mode(self) -> Tensor:
@@ -415,11 +422,11 @@ class LearnableWSLinear(EdgeWeightedLinear):
         if not (self.training and topology.training and topology.hard):
             return self.weight * topology()
         soft = topology.relaxed_sample()[topology.pair_id]
-        hard = (soft > 0.5).to(soft.dtype)
+        hard, gate = straight_through(soft)
         w = self.weight
         weight_slope = torch.where(hard > 0, torch.ones_like(soft), soft).detach()
         through_weight = w * weight_slope - (w * weight_slope).detach()  # value 0, gradient to w
-        through_gate = w.detach() * soft - (w.detach() * soft).detach()  # value 0, gradient to the gate
+        through_gate = w.detach() * (gate - hard)  # value 0, gradient to the gate
         return (w * hard).detach() + through_weight + through_gate
 
     def forward(self, x: Tensor) -> Tensor:
