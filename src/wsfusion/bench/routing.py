@@ -44,9 +44,9 @@ from wsfusion._io import atomic_write
 from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
 from wsfusion.data import CrossModalRelay
 from wsfusion.data.relay import RELAY_LABELS
-from wsfusion.graphs import CrossModalGraph, ring_lattice, token_graph
+from wsfusion import graphs
+from wsfusion.graphs import CrossModalGraph
 from wsfusion.graphs._edges import both_directions, decode_undirected, sample_non_edges, undirected_keys
-from wsfusion.graphs.builders import interleaved_ring_order
 from wsfusion.graphs.metrics import hop_distances, path_lengths
 from wsfusion.nn import CrossModalAttentionConv
 from wsfusion.topology import LearnableWSGraph
@@ -83,32 +83,13 @@ def build_topology(name: str, tokens: int, k: int, seed: int) -> CrossModalGraph
     if name.startswith("learned-"):
         return LearnableWSGraph(counts, k, float(name[len("learned-"):]), seed=seed, order="interleaved")
     if name in ("lattice", *REWIRED):
-        return token_graph(counts, k=k, beta=0.0, seed=seed)
+        return graphs.build("lattice", counts, k, seed=seed)
     if name == "random":
-        return token_graph(counts, k=k, beta=1.0, seed=seed)
+        return graphs.build("random", counts, k, seed=seed)
     if name.startswith("ws-"):
         beta, _, order = name[3:].partition("-")
-        return token_graph(counts, k=k, beta=float(beta), seed=seed, order=order or "interleaved")
-    return _bigbird(counts, k, seed)
-
-
-def _bigbird(counts: dict[str, int], k: int, seed: int) -> CrossModalGraph:
-    n = sum(counts.values())
-    budget = n * k // 2
-    hub = counts["visual"] + counts["text"] // 2  # the middle text token (node ids are blocked)
-    window = max(2, (k // 2) // 2 * 2)
-    lattice = ring_lattice(n, window, ring_order=interleaved_ring_order(list(counts.values())))
-    keys = torch.unique(torch.cat([undirected_keys(lattice, n),
-                                   undirected_keys(torch.stack([torch.full((n,), hub), torch.arange(n)]), n)]))
-    keys = keys[keys // n != keys % n]  # no self loop at the hub
-    if keys.numel() > budget:
-        raise ValueError(f"bigbird needs k large enough for its hub and window to fit the N k / 2 = {budget} edge "
-                         f"budget (they take {keys.numel()} edges at N = {n}); got k = {k}")
-    generator = torch.Generator().manual_seed(seed)
-    extra = sample_non_edges(n, keys, max(0, budget - keys.numel()), generator, undirected=True)
-    pairs = decode_undirected(torch.cat([keys, extra]), n)
-    return CrossModalGraph.from_edge_index(torch.cat([pairs, pairs.flip(0)], dim=1), counts, k=k, seed=seed,
-                                           order="interleaved")
+        return graphs.build("ws", counts, k, beta=float(beta), seed=seed, order=order or "interleaved")
+    return graphs.build("bigbird", counts, k, seed=seed)
 
 
 def _known(name: str) -> bool:

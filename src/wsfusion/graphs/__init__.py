@@ -24,13 +24,19 @@ from wsfusion.graphs.builders import (
 )
 from wsfusion.graphs.graph import CrossModalGraph
 from wsfusion.graphs.plot import plot_graph, plot_mask
+from wsfusion.graphs.topologies import available, bigbird_graph, build, lattice_graph, random_graph
 
 __all__ = [
     "ORDERS",
     "CrossModalGraph",
+    "available",
+    "bigbird_graph",
+    "build",
     "interleaved_ring_order",
+    "lattice_graph",
     "plot_graph",
     "plot_mask",
+    "random_graph",
     "ring_lattice",
     "token_graph",
     "ws_cross_modal_graph",
