@@ -133,10 +133,15 @@ def _add_graph(subparsers: argparse._SubParsersAction) -> None:
         "--nodes", type=_parse_nodes, required=True, metavar="NAME=COUNT,...",
         help="modalities and their node counts, in node-id order, e.g. visual=64,text=64,audio=64",
     )
+    from wsfusion.graphs import available as topologies
+
+    p.add_argument("--topology", choices=topologies(), default="ws",
+                   help="which graph (wsfusion.graphs.build), all at N k / 2 edges (default: ws); "
+                        "--beta, --order and --self-loops apply to ws only")
     p.add_argument("--k", type=int, default=4, help="even ring degree, 2 <= k < N (default: 4)")
-    p.add_argument("--beta", type=float, default=0.3, help="rewiring probability in [0, 1] (default: 0.3)")
+    p.add_argument("--beta", type=float, default=None, help="rewiring probability in [0, 1] (default: 0.3)")
     p.add_argument("--seed", type=_parse_seed, default=0, help="random seed, or 'none' for a fresh graph (default: 0)")
-    p.add_argument("--order", choices=("blocked", "interleaved"), default="blocked", help="ring layout (default: blocked)")
+    p.add_argument("--order", choices=("blocked", "interleaved"), default=None, help="ring layout (default: blocked)")
     p.add_argument("--self-loops", action="store_true", help="add a self loop on every node")
     p.add_argument("--small-world", action="store_true", help="also compute networkx sigma/omega (slow)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
@@ -151,17 +156,27 @@ def _add_graph(subparsers: argparse._SubParsersAction) -> None:
 def _run_graph(args: argparse.Namespace) -> int:
     import json
 
-    from wsfusion.graphs import plot_graph, plot_mask, ws_cross_modal_graph
+    import torch
+
+    from wsfusion.graphs import build, plot_graph, plot_mask, ws_cross_modal_graph
 
     with _usage_errors(args):
         if args.plot:
             _check_output_file(args.plot, "--plot")
-        graph = ws_cross_modal_graph(
-            args.nodes, args.k, args.beta, seed=args.seed, order=args.order, self_loops=args.self_loops
-        )
+        if args.topology == "ws":
+            beta = 0.3 if args.beta is None else args.beta
+            order = args.order or "blocked"
+            graph = ws_cross_modal_graph(args.nodes, args.k, beta, seed=args.seed, order=order, self_loops=args.self_loops)
+        else:
+            for flag, given in (("--beta", args.beta is not None), ("--order", args.order is not None),
+                                ("--self-loops", args.self_loops)):
+                if given:
+                    raise ValueError(f"{flag} applies to --topology ws only, got --topology {args.topology}")
+            seed = args.seed if args.seed is not None else int(torch.randint(2**31 - 1, ()).item())
+            graph = build(args.topology, args.nodes, args.k, seed=seed)
     stats = graph.stats(small_world=args.small_world)
     config = {
-        "nodes": dict(graph.node_counts), "k": graph.k, "beta": graph.beta,
+        "topology": args.topology, "nodes": dict(graph.node_counts), "k": graph.k, "beta": graph.beta,
         "seed": graph.seed, "order": graph.order, "self_loops": graph.self_loops,
     }
     if args.json:

@@ -78,7 +78,7 @@ def test_cli_json_and_ring_plot(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(argv) == 0
     payload = json.loads(capsys.readouterr().out)
     expected = ws_cross_modal_graph({"a": 10, "b": 14}, 4, 0.3, seed=3, order="interleaved")
-    assert payload["graph"] == {"nodes": {"a": 10, "b": 14}, "k": 4, "beta": 0.3, "seed": 3,
+    assert payload["graph"] == {"topology": "ws", "nodes": {"a": 10, "b": 14}, "k": 4, "beta": 0.3, "seed": 3,
                                 "order": "interleaved", "self_loops": False}
     assert payload["stats"] == expected.stats()
     assert plot.read_bytes()[:8] == PNG_MAGIC
@@ -141,3 +141,21 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True,
     )
     assert json.loads(out.stdout)["stats"]["num_edges"] == 10
+
+
+def test_cli_builds_every_registry_topology(capsys):
+    from wsfusion import graphs
+
+    for name in graphs.available():
+        assert main(["graph", "--nodes", "a=10,b=14", "--topology", name, "--k", "4", "--seed", "2", "--json"]) == 0
+        payload = json.loads(capsys.readouterr().out)
+        expected = graphs.build(name, {"a": 10, "b": 14}, 4, seed=2)
+        assert payload["graph"]["topology"] == name
+        assert payload["stats"]["num_edges"] == expected.stats()["num_edges"] == 24 * 4 // 2
+
+
+def test_cli_refuses_ws_options_for_other_topologies(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["graph", "--nodes", "a=10,b=14", "--topology", "random", "--order", "blocked"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == "wsfusion graph: error: --order applies to --topology ws only, got --topology random"
