@@ -30,3 +30,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """:func:`atomic_write` of a UTF-8 text (result files: a reader never sees half of one)."""
+    data = text.encode("utf-8")
+    atomic_write(path, lambda f: f.write(data))

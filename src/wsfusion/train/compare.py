@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wsfusion import fusion as fusion_registry
-from wsfusion._io import atomic_write
+from wsfusion._io import atomic_write, atomic_write_text
 from wsfusion.train.config import TrainConfig
 from wsfusion.train.trainer import (
     RESULT,
@@ -415,12 +415,12 @@ def write_report(
 ) -> None:
     """``results.json``, ``results.md``, and training-curve, robustness and WS-mask PNGs."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     config = results["config"]
     precision = config.get("precision", "32")
     title = (f"{config['data']}{' (hard)' if config['hard'] else ''}, {config['epochs']} epochs"
              + ("" if precision == "32" else f", precision {precision}"))
-    (out / "results.md").write_text(f"# wsfusion compare: {title}\n\n" + results_markdown(results))
+    atomic_write_text(out / "results.md", f"# wsfusion compare: {title}\n\n" + results_markdown(results))
 
     from matplotlib.figure import Figure
 

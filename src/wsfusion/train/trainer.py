@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from wsfusion import fusion as fusion_registry
+from wsfusion._io import atomic_write_text
 from wsfusion._validation import check_device
 from wsfusion.encoders import encoder_for
 from wsfusion.models import MultiModalNetwork
@@ -439,8 +440,7 @@ class Trainer:
         if self.env.is_main and self.out is not None:
             # The metrics file always starts as the checkpoint's history (empty without one): a run
             # killed after appending an epoch but before checkpointing it never shows that epoch twice.
-            with open(self.out / METRICS, "w") as f:
-                f.writelines(json.dumps(row) + "\n" for row in self.history)
+            atomic_write_text(self.out / METRICS, "".join(json.dumps(row) + "\n" for row in self.history))
         for cb in self.callbacks:
             cb.on_train_start(self)
         bar = tqdm(total=config.epochs * self.steps_per_epoch, initial=self.epoch * self.steps_per_epoch,
@@ -524,7 +524,7 @@ class Trainer:
             "history": self.history,
         }
         if self.env.is_main and self.out is not None:
-            (self.out / RESULT).write_text(json.dumps(result, indent=2) + "\n")
+            atomic_write_text(self.out / RESULT, json.dumps(result, indent=2) + "\n")
         return result
 
 
