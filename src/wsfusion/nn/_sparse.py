@@ -11,7 +11,9 @@ The two kernels are :func:`torch.library.custom_op` operators
 (``wsfusion::csr_spmm``, ``wsfusion::csr_sddmm``) with fake (shape)
 implementations and autograd formulas in terms of each other, so
 ``torch.compile`` keeps them inside the compiled graph as opaque nodes
-instead of breaking the graph, and eager mode runs the same code.
+instead of breaking the graph. Eager mode runs the same kernels and the same
+gradient formulas (:func:`spmm_grads`, :func:`sddmm_grads`) through autograd
+functions, which cost less per call than the operators' dispatch.
 
 Precision: torch's CPU CSR kernels have no float16 / bfloat16 version, so
 half-precision operands are accumulated in float32 inside the op and the
@@ -24,6 +26,7 @@ their own (promoted) dtype.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -65,9 +68,8 @@ def _spmm_kernel(crow: Tensor, col: Tensor, t_crow: Tensor, values: Tensor, x: T
     if _needs_float32(x):
         acc = accumulation_dtype(x.dtype)
         with torch.autocast(x.device.type, enabled=False):
-            matrix = torch.sparse_csr_tensor(crow, col, values.to(acc), size, check_invariants=False)
-            return (matrix @ x.to(acc).contiguous()).to(x.dtype)
-    return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False) @ x.contiguous()
+            return (csr_tensor(crow, col, values.to(acc), size) @ x.to(acc).contiguous()).to(x.dtype)
+    return csr_tensor(crow, col, values, size) @ x.contiguous()
 
 
 def _sddmm_kernel(crow: Tensor, col: Tensor, t_crow: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -75,10 +77,9 @@ def _sddmm_kernel(crow: Tensor, col: Tensor, t_crow: Tensor, a: Tensor, b: Tenso
     if _needs_float32(a):
         acc = accumulation_dtype(a.dtype)
         with torch.autocast(a.device.type, enabled=False):
-            pattern = torch.sparse_csr_tensor(crow, col, a.new_zeros(col.shape, dtype=acc), size, check_invariants=False)
+            pattern = csr_tensor(crow, col, a.new_zeros(col.shape, dtype=acc), size)
             return torch.sparse.sampled_addmm(pattern, a.to(acc), b.to(acc).t(), beta=0.0).values().to(a.dtype)
-    pattern = torch.sparse_csr_tensor(crow, col, a.new_zeros(col.shape), size, check_invariants=False)
-    return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0).values()
+    return torch.sparse.sampled_addmm(csr_tensor(crow, col, a.new_zeros(col.shape), size), a, b.t(), beta=0.0).values()
 
 
 @torch.library.custom_op("wsfusion::csr_spmm", mutates_args=())
@@ -105,29 +106,63 @@ def _(crow, col, t_crow, t_col, t_perm, t_inv, a, b):
     return a.new_empty(col.shape[0])
 
 
+def _transposed(indices: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The structure of ``A^T``: its transpose is ``A``, so the two index pairs and permutations swap."""
+    crow, col, t_crow, t_col, t_perm, t_inv = indices
+    return t_crow, t_col, crow, col, t_inv, t_perm
+
+
+def _op_spmm(indices: tuple[Tensor, ...], values: Tensor, x: Tensor) -> Tensor:
+    return csr_spmm_op(*indices, values, x)
+
+
+def _op_sddmm(indices: tuple[Tensor, ...], a: Tensor, b: Tensor) -> Tensor:
+    return csr_sddmm_op(*indices, a, b)
+
+
+def _kernel_spmm(indices: tuple[Tensor, ...], values: Tensor, x: Tensor) -> Tensor:
+    return _spmm_kernel(indices[0], indices[1], indices[2], values, x)
+
+
+def _kernel_sddmm(indices: tuple[Tensor, ...], a: Tensor, b: Tensor) -> Tensor:
+    return _sddmm_kernel(indices[0], indices[1], indices[2], a, b)
+
+
+def spmm_grads(spmm_: Callable, sddmm_: Callable, indices: tuple[Tensor, ...], values: Tensor, x: Tensor,
+               grad: Tensor, needs: tuple[bool, bool]) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of ``A(values) @ x`` in ``(values, x)``: SDDMM for the values, SpMM on the transpose for ``x``.
+
+    ``spmm_`` / ``sddmm_`` run the kernels: the custom ops (compiled, differentiable again) or the
+    kernels themselves (eager, first order).
+    """
+    grad = grad.contiguous()
+    grad_values = sddmm_(indices, grad, x) if needs[0] else None
+    grad_x = spmm_(_transposed(indices), values[indices[4]], grad) if needs[1] else None
+    return grad_values, grad_x
+
+
+def sddmm_grads(spmm_: Callable, indices: tuple[Tensor, ...], a: Tensor, b: Tensor, grad: Tensor,
+                needs: tuple[bool, bool]) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of the SDDMM ``<a_row, b_col>`` in ``(a, b)``: SpMM with the gradients as values, and on the transpose."""
+    grad_a = spmm_(indices, grad, b) if needs[0] else None
+    grad_b = spmm_(_transposed(indices), grad[indices[4]], a) if needs[1] else None
+    return grad_a, grad_b
+
+
 def _save_all(ctx, inputs, output) -> None:
     ctx.save_for_backward(*inputs)
 
 
 def _spmm_backward(ctx, grad: Tensor):
-    crow, col, t_crow, t_col, t_perm, t_inv, values, x = ctx.saved_tensors
-    grad = grad.contiguous()
-    grad_values = grad_x = None
-    if ctx.needs_input_grad[6]:
-        grad_values = csr_sddmm_op(crow, col, t_crow, t_col, t_perm, t_inv, grad, x)
-    if ctx.needs_input_grad[7]:
-        grad_x = csr_spmm_op(t_crow, t_col, crow, col, t_inv, t_perm, values[t_perm], grad)
-    return None, None, None, None, None, None, grad_values, grad_x
+    *indices, values, x = ctx.saved_tensors
+    grads = spmm_grads(_op_spmm, _op_sddmm, tuple(indices), values, x, grad, ctx.needs_input_grad[6:])
+    return None, None, None, None, None, None, *grads
 
 
 def _sddmm_backward(ctx, grad: Tensor):
-    crow, col, t_crow, t_col, t_perm, t_inv, a, b = ctx.saved_tensors
-    grad_a = grad_b = None
-    if ctx.needs_input_grad[6]:
-        grad_a = csr_spmm_op(crow, col, t_crow, t_col, t_perm, t_inv, grad, b)
-    if ctx.needs_input_grad[7]:
-        grad_b = csr_spmm_op(t_crow, t_col, crow, col, t_inv, t_perm, grad[t_perm], a)
-    return None, None, None, None, None, None, grad_a, grad_b
+    *indices, a, b = ctx.saved_tensors
+    grads = sddmm_grads(_op_spmm, tuple(indices), a, b, grad, ctx.needs_input_grad[6:])
+    return None, None, None, None, None, None, *grads
 
 
 csr_spmm_op.register_autograd(_spmm_backward, setup_context=_save_all)
@@ -135,7 +170,7 @@ csr_sddmm_op.register_autograd(_sddmm_backward, setup_context=_save_all)
 
 
 class _SpMM(torch.autograd.Function):
-    """Eager twin of ``wsfusion::csr_spmm``: the same kernels forward and backward, without the
+    """Eager twin of ``wsfusion::csr_spmm``: the same kernels and gradient formulas, without the
     operator's dispatch (measured ~2x the whole layer's time at N=192), first-order only. The index
     tensors ride on ``ctx`` as one tuple (they are structure, never differentiated)."""
 
@@ -143,20 +178,13 @@ class _SpMM(torch.autograd.Function):
     def forward(ctx, indices: tuple[Tensor, ...], values: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
         ctx.indices = indices
         ctx.save_for_backward(values, x)
-        return _spmm_kernel(indices[0], indices[1], indices[2], values, x)
+        return _kernel_spmm(indices, values, x)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        crow, col, t_crow, t_col, t_perm, _ = ctx.indices
         values, x = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_values = grad_x = None
-        if ctx.needs_input_grad[1]:
-            grad_values = _sddmm_kernel(crow, col, t_crow, grad, x)
-        if ctx.needs_input_grad[2]:
-            grad_x = _spmm_kernel(t_crow, t_col, crow, values[t_perm], grad)
-        return None, grad_values, grad_x
+        return None, *spmm_grads(_kernel_spmm, _kernel_sddmm, ctx.indices, values, x, grad, ctx.needs_input_grad[1:])
 
 
 class _SDDMM(torch.autograd.Function):
@@ -166,19 +194,13 @@ class _SDDMM(torch.autograd.Function):
     def forward(ctx, indices: tuple[Tensor, ...], a: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
         ctx.indices = indices
         ctx.save_for_backward(a, b)
-        return _sddmm_kernel(indices[0], indices[1], indices[2], a, b)
+        return _kernel_sddmm(indices, a, b)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        crow, col, t_crow, t_col, t_perm, _ = ctx.indices
         a, b = ctx.saved_tensors
-        grad_a = grad_b = None
-        if ctx.needs_input_grad[1]:
-            grad_a = _spmm_kernel(crow, col, t_crow, grad, b)
-        if ctx.needs_input_grad[2]:
-            grad_b = _spmm_kernel(t_crow, t_col, crow, grad[t_perm], a)
-        return None, grad_a, grad_b
+        return None, *sddmm_grads(_kernel_spmm, ctx.indices, a, b, grad, ctx.needs_input_grad[1:])
 
 
 def spmm(crow: Tensor, col: Tensor, t_crow: Tensor, t_col: Tensor, t_perm: Tensor, t_inv: Tensor,
@@ -335,17 +357,13 @@ class _EdgeWeightedSpMM(torch.autograd.Function):
         x_nodes = node_major(x)
         ctx.structure = s
         ctx.save_for_backward(weight, x_nodes)
-        return _spmm_kernel(s.crow, s.col, s.t_crow, weight, x_nodes).t()
+        return _kernel_spmm(s.indices, weight, x_nodes).t()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         weight, x_nodes = ctx.saved_tensors
         s: CSRStructure = ctx.structure
-        grad_nodes = node_major(grad_out)
-        grad_weight = grad_x = None
-        if ctx.needs_input_grad[1]:
-            grad_x = _spmm_kernel(s.t_crow, s.t_col, s.crow, weight[s.t_perm], grad_nodes).t()
-        if ctx.needs_input_grad[0]:
-            grad_weight = _sddmm_kernel(s.crow, s.col, s.t_crow, grad_nodes, x_nodes)
-        return grad_weight, grad_x, None
+        grad_weight, grad_x = spmm_grads(_kernel_spmm, _kernel_sddmm, s.indices, weight, x_nodes, node_major(grad_out),
+                                         ctx.needs_input_grad[:2])
+        return grad_weight, None if grad_x is None else grad_x.t(), None

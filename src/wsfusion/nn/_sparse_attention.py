@@ -99,7 +99,7 @@ def edge_aggregate(alpha: Tensor, value: Tensor, s: AttentionStructure) -> Tenso
 
     Runs in the dtype of ``value`` (or autocast's): the coefficients are cast to it.
     """
-    dtype = torch.get_autocast_dtype(value.device.type) if torch.is_autocast_enabled(value.device.type) else value.dtype
+    dtype = compute_dtype(value)
     return spmm(*s.indices, alpha.to(dtype), value.to(dtype))
 
 
