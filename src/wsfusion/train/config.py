@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from wsfusion._validation import check_fraction, check_int
+from wsfusion._validation import check_fraction, check_int, check_positive_number
 
 DATASETS = ("av-digits", "synthetic")
 #: Training precisions: ``"32"`` (float32), ``"bf16"`` and ``"16"`` (mixed precision under
@@ -112,11 +112,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
-            raise ValueError(f"lr must be a finite positive number, got {self.lr!r}")
-        if self.topology_lr is not None and not (isinstance(self.topology_lr, (int, float)) and 0 < self.topology_lr < math.inf
-                                                 and not isinstance(self.topology_lr, bool)):
-            raise ValueError(f"topology_lr must be a finite positive number or None, got {self.topology_lr!r}")
+        check_positive_number(self.lr, "lr")
+        if self.topology_lr is not None:
+            check_positive_number(self.topology_lr, "topology_lr (or None)")
         check_int(self.seed, "seed", 0)
         check_fraction(self.rewire_alpha, "rewire_alpha", "(0, 1)")
         for name in ("weight_decay", "warmup_epochs"):
