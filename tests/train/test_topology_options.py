@@ -51,7 +51,7 @@ def test_the_topology_learning_rate_is_the_one_the_topology_trains_with():
 def test_topology_lr_needs_a_learnable_topology():
     with pytest.raises(ValueError, match=r"topology_lr is set but the model \('late'.*has no learnable topology"):
         Trainer(CONFIG.replace(topology_lr=0.1), datasets=DATA, progress=False)
-    with pytest.raises(ValueError, match="topology_lr \(or None\) must be a finite number > 0, got 0"):
+    with pytest.raises(ValueError, match=r"topology_lr \(or None\) must be a finite number > 0, got 0"):
         TrainConfig(topology_lr=0)
 
 
