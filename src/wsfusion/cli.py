@@ -156,8 +156,6 @@ def _add_graph(subparsers: argparse._SubParsersAction) -> None:
 def _run_graph(args: argparse.Namespace) -> int:
     import json
 
-    import torch
-
     from wsfusion.graphs import build, plot_graph, plot_mask, ws_cross_modal_graph
 
     with _usage_errors(args):
@@ -172,8 +170,7 @@ def _run_graph(args: argparse.Namespace) -> int:
                                 ("--self-loops", args.self_loops)):
                 if given:
                     raise ValueError(f"{flag} applies to --topology ws only, got --topology {args.topology}")
-            seed = args.seed if args.seed is not None else int(torch.randint(2**31 - 1, ()).item())
-            graph = build(args.topology, args.nodes, args.k, seed=seed)
+            graph = build(args.topology, args.nodes, args.k, seed=args.seed)
     stats = graph.stats(small_world=args.small_world)
     config = {
         "topology": args.topology, "nodes": dict(graph.node_counts), "k": graph.k, "beta": graph.beta,

@@ -65,3 +65,11 @@ def test_a_token_fusion_runs_on_a_registry_topology():
     assert fusion.graph is graph
     out = fusion({"visual": torch.randn(2, 6, 5), "audio": torch.randn(2, 6, 7)})
     assert out.shape == (2, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", graphs.available())
+def test_seed_none_draws_a_recorded_seed_that_rebuilds_the_graph(name):
+    nodes = {"visual": 12, "audio": 12}
+    graph = graphs.build(name, nodes, 4, seed=None)
+    assert isinstance(graph.seed, int)
+    assert torch.equal(graphs.build(name, nodes, 4, seed=graph.seed).edge_index, graph.edge_index)

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from wsfusion.graphs._checks import check_seed
 from wsfusion.graphs._edges import decode_undirected, sample_non_edges, undirected_keys
 from wsfusion.graphs.builders import interleaved_ring_order, ring_lattice, token_graph
 from wsfusion.graphs.graph import CrossModalGraph
@@ -41,17 +42,19 @@ def random_graph(nodes: Mapping[str, int], k: int = 4, *, seed: int | None = 0,
     return token_graph(nodes, k=k, beta=1.0, seed=seed, vocabulary=vocabulary)
 
 
-def bigbird_graph(nodes: Mapping[str, int], k: int = 8, *, seed: int = 0,
+def bigbird_graph(nodes: Mapping[str, int], k: int = 8, *, seed: int | None = 0,
                   vocabulary: Sequence[str] | None = None) -> CrossModalGraph:
     """BigBird-style: a global token, a ring window of ``k / 2`` and random pairs, :math:`N k / 2` edges.
 
     The global token is the middle node of the middle modality (of ``nodes``' order); the window
     is the interleaved ring lattice of even degree :math:`\\max(2, k/2)`; the remaining budget is
-    filled with uniformly random non-edges under ``seed``.
+    filled with uniformly random non-edges under ``seed`` (``None``: a fresh seed, recorded as
+    ``graph.seed``, as for the other builders).
 
     Raises:
         ValueError: if the hub and the window alone exceed the :math:`N k / 2` budget (``k`` too small).
     """
+    seed = check_seed(seed)
     counts = dict(nodes)
     names = list(counts)
     n = sum(counts.values())
