@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
+from wsfusion import fusion as fusion_registry
 from wsfusion._validation import check_modality_keys
-from wsfusion.encoders import ModalityEncoder
+from wsfusion.encoders import ModalityEncoder, encoder_for
 from wsfusion.fusion import FusionModule
 
 
@@ -116,3 +118,48 @@ class MultiModalNetwork(nn.Module):
         if token_mask:
             return self.head(self.fusion(features, mask, token_mask=token_mask))
         return self.head(self.fusion(features, mask))
+
+
+def build_model(
+    fusion: str,
+    modality_shapes: Mapping[str, Sequence[int]],
+    num_classes: int,
+    *,
+    fusion_options: Mapping[str, Any] | None = None,
+    feature_dim: int = 64,
+    fused_dim: int = 64,
+    encoder_channels: Sequence[int] = (16, 32, 64),
+    encoder_pool: str = "flatten",
+) -> MultiModalNetwork:
+    """The default encoder of every modality, the registered fusion ``fusion`` and a linear head.
+
+    The fusion's protocol decides what its encoders return: a fusion that takes token sequences
+    (:attr:`~wsfusion.fusion.FusionModule.accepts_tokens`, or ``tokens=True`` / a token-count
+    mapping among its options) never reads the pooled vector, so its encoders get the
+    parameter-free ``"mean"`` pool instead of ``encoder_pool``; a fusion that needs the token
+    counts (:attr:`~wsfusion.fusion.FusionModule.needs_token_counts`, or ``tokens=True``) gets
+    ``tokens={m: encoder.num_tokens}``. :class:`~wsfusion.train.TrainConfig` holds these
+    arguments (:meth:`~wsfusion.train.TrainConfig.model_options`), and the defaults here are its
+    defaults.
+
+    Args:
+        fusion (str): A name from :func:`wsfusion.fusion.available`.
+        modality_shapes (Mapping[str, Sequence[int]]): Per-sample input shape of each modality.
+        num_classes (int): Outputs of the linear head.
+        fusion_options (Mapping[str, Any], optional): Keyword options of the fusion.
+        feature_dim (int): Every encoder's output size (the fusion's inputs).
+        fused_dim (int): The fusion's output size, read by the head.
+        encoder_channels (Sequence[int]): CNN widths of the visual and audio encoders.
+        encoder_pool (str): How the encoders of a pooled fusion pool their tokens.
+    """
+    fusion_class = fusion_registry.fusion_class(fusion)
+    options = dict(fusion_options or {})
+    tokens = options.get("tokens")
+    fill_token_counts = fusion_class.needs_token_counts or tokens is True
+    takes_tokens = fusion_class.accepts_tokens or fill_token_counts or isinstance(tokens, Mapping)
+    pool = "mean" if takes_tokens else encoder_pool
+    encoders = {m: encoder_for(m, tuple(shape), feature_dim, tuple(encoder_channels), pool=pool) for m, shape in modality_shapes.items()}
+    if fill_token_counts:
+        options["tokens"] = {m: e.num_tokens for m, e in encoders.items()}
+    fused = fusion_registry.build(fusion, {m: feature_dim for m in encoders}, fused_dim, allow_missing=True, **options)
+    return MultiModalNetwork(encoders, fused, nn.Linear(fused_dim, num_classes))

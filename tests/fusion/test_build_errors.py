@@ -16,7 +16,7 @@ def test_a_missing_tokens_option_names_it_and_where_the_counts_come_from():
     assert message.startswith("fusion 'ws-transformer' needs the option 'tokens': the number of tokens of each modality")
     assert "tokens={'visual': 16, 'audio': 16}" in message  # an example with the caller's modalities
     assert "encoder.num_tokens" in message and "MultiModalNetwork" in message
-    assert "wsfusion.train.build_model fills it in" in message
+    assert "wsfusion.models.build_model fills it in" in message
     assert "__init__()" not in message and "positional argument" not in message
 
 

@@ -109,7 +109,7 @@ def _explain(option: str, modality_dims: Mapping[str, int]) -> str:
     if option == "tokens":
         return (f"the number of tokens of each modality, e.g. {_token_example(modality_dims)}: each encoder's "
                 "encoder.num_tokens, i.e. tokens={m: e.num_tokens for m, e in encoders.items()} for the encoders of a "
-                "MultiModalNetwork (wsfusion.train.build_model fills it in this way)")
+                "MultiModalNetwork (wsfusion.models.build_model fills it in this way)")
     return "it has no default"
 
 

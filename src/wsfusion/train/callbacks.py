@@ -8,17 +8,32 @@ whatever changes a model during training is one of these.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import torch
 from torch import nn
 
 from wsfusion._validation import check_positive_int
 from wsfusion.topology import LearnableWSGraph
+from wsfusion.train import distributed
 
-if TYPE_CHECKING:
-    from wsfusion.train.trainer import Trainer
+__all__ = ["Callback", "TemperatureSchedule", "TrainingState"]
 
-__all__ = ["Callback", "TemperatureSchedule"]
+
+class TrainingState(Protocol):
+    """What a callback may read (and, where said, set) of the :class:`~wsfusion.train.Trainer` it is called by."""
+
+    config: Any  #: the run's :class:`~wsfusion.train.TrainConfig`
+    model: nn.Module  #: the model (never a DDP wrapper)
+    optimizer: torch.optim.Optimizer
+    step: int  #: optimiser steps taken
+    epoch: int  #: epochs completed
+    steps_per_epoch: int
+    train_set: Any  #: may be replaced in ``on_epoch_start`` by one of the same size (a data schedule)
+    val_set: Any  #: may be replaced in ``on_epoch_start`` (e.g. a curriculum's stage)
+    batch: Any  #: the running step's ``(inputs, mask, input_mask, labels)`` on the device, or ``None``
+
+    def restart_selection(self) -> None: ...
 
 
 class Callback:
@@ -34,16 +49,23 @@ class Callback:
     re-applied to the model (after a resume the model is rebuilt fresh).
     """
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainingState) -> None:
         """Called once the model and optimiser exist, before a checkpoint is resumed."""
 
-    def on_train_start(self, trainer: Trainer) -> None:
+    def on_train_start(self, trainer: TrainingState) -> None:
         """Called when the first step is about to run, after any resume: re-apply state to the model here."""
 
-    def on_step_end(self, trainer: Trainer, step: int) -> None:  # noqa: D102
-        pass
+    def on_epoch_start(self, trainer: TrainingState, epoch: int) -> None:
+        """Called before epoch ``epoch + 1`` (``epoch`` are done): a data schedule or curriculum swaps
+        ``trainer.train_set`` / ``trainer.val_set`` (or the model's graph) here."""
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:  # noqa: D102
+    def on_step_start(self, trainer: TrainingState, step: int) -> None:
+        """Called before the forward pass of step ``step + 1``, with ``trainer.batch`` set."""
+
+    def on_step_end(self, trainer: TrainingState, step: int) -> None:
+        """Called after the optimiser step that made ``step`` steps, with ``trainer.batch`` still set."""
+
+    def on_epoch_end(self, trainer: TrainingState, epoch: int, metrics: dict[str, Any]) -> None:  # noqa: D102
         pass
 
     def state_dict(self) -> dict[str, Any]:  # noqa: D102
@@ -74,7 +96,7 @@ class TemperatureSchedule(Callback):
         self.temperatures: list[float] = []
 
     def _apply(self, trainer: Any) -> None:
-        model = self.model if self.model is not None else getattr(trainer.model, "module", trainer.model)
+        model = self.model if self.model is not None else distributed.unwrap(trainer.model)
         self.temperatures = [module.set_progress(self.progress)
                              for module in model.modules() if isinstance(module, LearnableWSGraph)]
 

@@ -20,7 +20,7 @@ from wsfusion.train.trainer import (
     RESULT,
     autocast,
     build_datasets,
-    build_model,
+    model_for,
     check_config,
     data_layout,
     evaluate,
@@ -352,7 +352,7 @@ def compare(
             name = next(iter(graphs))
             train_set = datasets_by_seed[seeds[0]][0]
             config = run_config(base, name, seeds[0], fusion_options.get(name, {}))
-            plotted[name] = build_model(config, train_set.modality_shapes, train_set.num_classes).fusion.graph
+            plotted[name] = model_for(config, train_set.modality_shapes, train_set.num_classes).fusion.graph
         write_report(results, curves, plotted, Path(out))
     return results
 

@@ -13,6 +13,8 @@ DATASETS = ("av-digits", "synthetic")
 #: Training precisions: ``"32"`` (float32), ``"bf16"`` and ``"16"`` (mixed precision under
 #: ``torch.autocast`` with bfloat16 / float16; float16 with a gradient scaler).
 PRECISIONS = ("32", "bf16", "16")
+#: Learning-rate schedules (:attr:`TrainConfig.lr_schedule`).
+LR_SCHEDULES = ("warmup-cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class TrainConfig:
         batch_size: Per-process batch size.
         lr: Peak AdamW learning rate; weight_decay: AdamW weight decay.
         warmup_epochs: Linear warm-up (in epochs, may be fractional), then cosine decay to 0.
+        lr_schedule: ``"warmup-cosine"`` (the default: the warm-up, then the cosine decay to 0 at the
+            end of the budget) or ``"constant"`` (``lr`` at every step; ``warmup_epochs`` unused).
         patience: Stop after this many epochs without a better validation accuracy
             (``None``, the default: train the whole budget; the best-validation
             epoch is still the one tested).
@@ -89,6 +93,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
+    lr_schedule: str = "warmup-cosine"
     patience: int | None = None
     modality_dropout: float = 0.0
     rewire: str | None = None
@@ -105,6 +110,8 @@ class TrainConfig:
             raise ValueError(f"data must be one of {DATASETS}, got {self.data!r}")
         if self.precision in (32, 16) and not isinstance(self.precision, bool):
             object.__setattr__(self, "precision", str(self.precision))
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("epochs", "batch_size", "feature_dim", "fused_dim", "synthetic_samples", "synthetic_classes",
@@ -138,6 +145,11 @@ class TrainConfig:
                 raise ValueError(f"modalities must be a non-empty list of distinct names or None, got {self.modalities!r}")
             object.__setattr__(self, "modalities", [str(m) for m in self.modalities])
         object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
+
+    def model_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`wsfusion.models.build_model` this run sets."""
+        return {"fusion_options": self.fusion_options, "feature_dim": self.feature_dim, "fused_dim": self.fused_dim,
+                "encoder_channels": self.encoder_channels, "encoder_pool": self.encoder_pool}
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

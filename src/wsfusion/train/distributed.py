@@ -36,6 +36,11 @@ def from_environment() -> DistEnv:
     return DistEnv(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a :class:`~torch.nn.parallel.DistributedDataParallel` wrapper (``model`` itself otherwise)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
 def setup(env: DistEnv, device: torch.device, timeout_s: float | None = None) -> None:
     """Join the process group (gloo for CPU, nccl for CUDA) with a collective timeout."""
     if not env.enabled or dist.is_initialized():

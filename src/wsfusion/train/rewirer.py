@@ -29,6 +29,7 @@ from wsfusion.graphs._edges import (
 )
 from wsfusion.nn import WSLinear
 from wsfusion.topology import rewire_
+from wsfusion.train import distributed
 from wsfusion.train.callbacks import Callback
 
 __all__ = ["Rewirer", "MODES"]
@@ -168,7 +169,7 @@ class Rewirer(Callback):
     def on_fit_start(self, trainer: Any) -> None:
         """Attach to ``trainer.model`` (if no layers yet) and use ``trainer.optimizer``."""
         if not self.layers:
-            self.attach(_unwrap(trainer.model))
+            self.attach(distributed.unwrap(trainer.model))
         if self.optimizer is None:
             self.optimizer = getattr(trainer, "optimizer", None)
 
@@ -369,7 +370,3 @@ def _pair_score(g: Tensor, x: Tensor, cand: Tensor, n: int) -> Tensor:
     both = torch.stack([_gather_dot(g, x, a, b), _gather_dot(g, x, b, a)])
     both = _all_reduce(both)
     return (both[0].abs() + both[1].abs()).cpu()
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)

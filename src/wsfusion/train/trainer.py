@@ -21,11 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from wsfusion import fusion as fusion_registry
 from wsfusion._io import atomic_write_text
 from wsfusion._validation import check_device
-from wsfusion.encoders import encoder_for
-from wsfusion.models import MultiModalNetwork
+from wsfusion.models import MultiModalNetwork, build_model
 from wsfusion.topology import LearnableWSGraph
 from wsfusion.train import distributed
 from wsfusion.train.callbacks import Callback, TemperatureSchedule
@@ -141,30 +139,14 @@ def build_datasets(config: TrainConfig) -> tuple[InMemoryDataset, InMemoryDatase
     )
 
 
-def build_model(config: TrainConfig, modality_shapes: Mapping[str, tuple[int, ...]], num_classes: int) -> MultiModalNetwork:
-    """Encoders for the data's modalities, the configured fusion and a linear head."""
-    fusion_class = fusion_registry.fusion_class(config.fusion)
-    options = dict(config.fusion_options)
-    # Token fusions never read the pooled vector: their encoders get the parameter-free pool.
-    tokens = options.get("tokens")
-    fill_token_counts = fusion_class.needs_token_counts or tokens is True
-    takes_tokens = fusion_class.accepts_tokens or fill_token_counts or isinstance(tokens, Mapping)
-    pool = "mean" if takes_tokens else config.encoder_pool
-    encoders = {
-        m: encoder_for(m, shape, config.feature_dim, config.encoder_channels, pool=pool)
-        for m, shape in modality_shapes.items()
-    }
-    if fill_token_counts:
-        options["tokens"] = {m: e.num_tokens for m, e in encoders.items()}
-    fused = fusion_registry.build(
-        config.fusion, {m: config.feature_dim for m in encoders}, config.fused_dim, allow_missing=True, **options
-    )
-    return MultiModalNetwork(encoders, fused, nn.Linear(config.fused_dim, num_classes))
+def model_for(config: TrainConfig, modality_shapes: Mapping[str, tuple[int, ...]], num_classes: int) -> MultiModalNetwork:
+    """:func:`wsfusion.models.build_model` with ``config``'s fusion and model options."""
+    return build_model(config.fusion, modality_shapes, num_classes, **config.model_options())
 
 
 def data_layout(config: TrainConfig) -> tuple[dict[str, tuple[int, ...]], int]:
     """The per-sample shape of each modality of ``config.data`` and its number of classes, without loading
-    the data (nor downloading AV-digits): what :func:`build_model` needs."""
+    the data (nor downloading AV-digits): what :func:`wsfusion.models.build_model` needs."""
     if config.data == "av-digits":
         from wsfusion.data.av_digits import NUM_MFCC, AVDigits
 
@@ -196,7 +178,7 @@ def check_config(config: TrainConfig) -> None:
             raise ValueError(f"modality {unknown[0]!r} is not in the data; it has {list(shapes)}")
         shapes = {m: shapes[m] for m in config.modalities}
     with torch.random.fork_rng(devices=[]):
-        model = build_model(config, shapes, num_classes)
+        model = model_for(config, shapes, num_classes)
     parameter_groups(model, config)
     if config.rewire is not None:
         from wsfusion.nn import WSLinear
@@ -231,6 +213,34 @@ def batches(
         yield {m: x[index] for m, x in dataset.inputs.items()}, dataset.labels[index], index
 
 
+Batch = tuple[dict[str, Tensor], "dict[str, Tensor] | None", dict[str, Tensor], Tensor]
+"""``(inputs, mask, input_mask, labels)`` on the device: what the model and the loss take."""
+
+
+def batch_on_device(dataset: InMemoryDataset, inputs: Mapping[str, Tensor], labels: Tensor, index: Tensor,
+                    mask: Mapping[str, Tensor] | None, device: torch.device | str) -> Batch:
+    """A batch of :func:`batches` (with the ``mask`` of a corruption or modality dropout) moved to ``device``,
+    with its padding masks."""
+    return ({m: x.to(device) for m, x in inputs.items()},
+            None if mask is None else {m: v.to(device) for m, v in mask.items()},
+            batch_input_mask(dataset, index, device), labels.to(device))
+
+
+def forward_loss(model: nn.Module, batch: Batch, device: torch.device | str, precision: str,
+                 reduction: str = "mean") -> tuple[Tensor, Tensor]:
+    """The model's logits on ``batch`` and their cross-entropy, under ``precision``'s autocast (the loss in float32)."""
+    inputs, mask, input_mask, labels = batch
+    with autocast(device, precision):
+        logits = model(inputs, mask, input_mask)
+        loss = F.cross_entropy(logits.float(), labels, reduction=reduction)
+    return logits, loss
+
+
+def _sums(loss_sum: float, logits: Tensor, labels: Tensor) -> Tensor:
+    """``[loss sum, correct, samples]`` of a batch: what an epoch's metrics add up."""
+    return torch.tensor([loss_sum, (logits.argmax(-1) == labels).sum().item(), labels.numel()], dtype=torch.float64)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -257,14 +267,9 @@ def evaluate(
         mask = None
         if transform is not None:
             inputs, mask = transform(inputs, index)
-        inputs = {m: x.to(device) for m, x in inputs.items()}
-        mask = None if mask is None else {m: v.to(device) for m, v in mask.items()}
-        labels = labels.to(device)
-        with autocast(device, precision):
-            logits = model(inputs, mask, batch_input_mask(dataset, index, device))
-            loss = F.cross_entropy(logits.float(), labels, reduction="sum")
-        totals += torch.tensor([loss.item(),
-                                (logits.argmax(-1) == labels).sum().item(), labels.numel()], dtype=torch.float64)
+        batch = batch_on_device(dataset, inputs, labels, index, mask, device)
+        logits, loss = forward_loss(model, batch, device, precision, reduction="sum")
+        totals += _sums(loss.item(), logits, batch[3])
     model.train(was_training)
     totals = distributed.all_reduce_sum(totals, env, "evaluation", device)
     return {"loss": totals[0].item() / totals[2].item(), "acc": totals[1].item() / totals[2].item()}
@@ -280,6 +285,14 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     return factor
+
+
+def lr_factor(config: TrainConfig, steps_per_epoch: int):
+    """The learning-rate multiplier of step ``t`` under ``config.lr_schedule``: :func:`warmup_cosine` over the
+    whole budget (``"warmup-cosine"``) or 1 throughout (``"constant"``)."""
+    if config.lr_schedule == "constant":
+        return lambda step: 1.0
+    return warmup_cosine(steps_per_epoch * config.epochs, round(config.warmup_epochs * steps_per_epoch))
 
 
 #: DDP's own buffer broadcast off (the CollectiveWatch does it): the keyword was renamed in torch 2.13.
@@ -311,6 +324,7 @@ class Trainer:
         out: str | Path | None = None,
         *,
         datasets: Sequence[InMemoryDataset] | None = None,
+        model: nn.Module | None = None,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
     ) -> None:
@@ -335,15 +349,17 @@ class Trainer:
         torch.manual_seed(config.seed)
         splits = datasets if datasets is not None else build_datasets(config)
         self.train_set, self.val_set, self.test_set = (select_modalities(d, config.modalities) for d in splits)
-        shapes, classes = self.train_set.modality_shapes, self.train_set.num_classes
-        self.model = build_model(config, shapes, classes).to(self.device)
-        self.steps_per_epoch = math.ceil(math.ceil(len(self.train_set.labels) / self.env.world_size) / config.batch_size)
-        total = self.steps_per_epoch * config.epochs
+        if model is None:
+            model = model_for(config, self.train_set.modality_shapes, self.train_set.num_classes)
+        self.model = model.to(self.device)
+        self.train_size = len(self.train_set.labels)
+        self.steps_per_epoch = math.ceil(math.ceil(self.train_size / self.env.world_size) / config.batch_size)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, config), lr=config.lr,
                                            weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(total, round(config.warmup_epochs * self.steps_per_epoch))
-        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config, self.steps_per_epoch))
+        #: The batch of the running step on the device, ``(inputs, mask, input_mask, labels)``: what a callback's
+        #: ``on_step_end`` may score (attention-edge rewiring); ``None`` outside a step.
+        self.batch: Batch | None = None
         self.epoch = 0  # epochs completed
         self.step = 0
         self.history: list[dict[str, Any]] = []
@@ -408,8 +424,11 @@ class Trainer:
         return True
 
     # -- training ----------------------------------------------------------
-    def _module(self, model: nn.Module) -> MultiModalNetwork:
-        return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[return-value]
+    def restart_selection(self) -> None:
+        """Forget the best epoch so far: the model tested at the end is the best-validation one among the
+        epochs from now on, and early stopping counts from now (a curriculum's stage on another task)."""
+        self.best = {"val_acc": -1.0, "epoch": 0, "model": None}
+        self.bad_epochs = 0
 
     def _augment(self, inputs: dict[str, Tensor], generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
         if self.config.modality_dropout == 0.0:
@@ -449,21 +468,24 @@ class Trainer:
             start = time.perf_counter()
             # Shuffling and augmentation depend only on (seed, epoch): a resumed run sees the same batches.
             generator = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
+            for cb in self.callbacks:
+                cb.on_epoch_start(self, self.epoch)
+            if len(self.train_set.labels) != self.train_size:
+                raise ValueError(f"the training set changed size to {len(self.train_set.labels)} samples at epoch "
+                                 f"{self.epoch + 1}; a data schedule must keep its {self.train_size} (the number of "
+                                 "steps per epoch sets the learning-rate schedule)")
             model.train()
             totals = torch.zeros(3, dtype=torch.float64)
             for inputs, labels, index in batches(self.train_set, config.batch_size, generator=generator,
                                                  rank=self.env.rank, world_size=self.env.world_size):
                 inputs, mask = self._augment(inputs, generator)
-                inputs = {m: x.to(self.device) for m, x in inputs.items()}
-                mask = None if mask is None else {m: v.to(self.device) for m, v in mask.items()}
-                input_mask = batch_input_mask(self.train_set, index, self.device)
-                labels = labels.to(self.device)
+                self.batch = batch = batch_on_device(self.train_set, inputs, labels, index, mask, self.device)
+                for cb in self.callbacks:
+                    cb.on_step_start(self, self.step)
                 try:
                     if self.env.enabled:
                         watch.sync_buffers(self.model)
-                    with autocast(self.device, config.precision):
-                        logits = model(inputs, mask, input_mask)
-                        loss = F.cross_entropy(logits.float(), labels)
+                    logits, loss = forward_loss(model, batch, self.device, config.precision)
                     self.optimizer.zero_grad(set_to_none=True)
                     self.scaler.scale(loss).backward()  # DDP all-reduces gradients here
                 except RuntimeError as exc:
@@ -474,14 +496,14 @@ class Trainer:
                 self.scaler.update()
                 self.scheduler.step()
                 self.step += 1
-                totals += torch.tensor([loss.item() * labels.numel(), (logits.argmax(-1) == labels).sum().item(),
-                                        labels.numel()], dtype=torch.float64)
+                totals += _sums(loss.item() * batch[3].numel(), logits, batch[3])
                 for cb in self.callbacks:
                     cb.on_step_end(self, self.step)
+                self.batch = None
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}")
             totals = distributed.all_reduce_sum(totals, self.env, f"epoch {self.epoch + 1} metrics", self.device)
-            val = evaluate(self._module(model), self.val_set, device=self.device, env=self.env,
+            val = evaluate(distributed.unwrap(model), self.val_set, device=self.device, env=self.env,
                            precision=config.precision)
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": totals[0].item() / totals[2].item(),
@@ -534,9 +556,10 @@ def train(
     *,
     resume: bool = False,
     datasets: Sequence[InMemoryDataset] | None = None,
+    model: nn.Module | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
-) -> tuple[dict[str, Any], MultiModalNetwork]:
+) -> tuple[dict[str, Any], nn.Module]:
     """Train one configuration; return the result (test accuracy of the best-validation epoch, history) and the model.
 
     With ``out`` the run writes ``metrics.jsonl`` (one line per epoch),
@@ -544,10 +567,16 @@ def train(
     RNG states, callbacks' state, config, history) and ``result.json``. With
     ``resume=True`` it continues from ``out/checkpoint.pt`` and reaches the
     same final metrics as an uninterrupted run.
+
+    ``datasets`` (train, validation, test) replace the config's data, and ``model`` the model it
+    describes (:func:`wsfusion.models.build_model` of its fusion): any module whose
+    ``forward(inputs, mask, input_mask)`` returns logits ``[B, C]`` trains the same way (the
+    routing benchmark's token model does). Callbacks see the trainer as a
+    :class:`~wsfusion.train.callbacks.TrainingState`.
     """
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, out, datasets=datasets, callbacks=callbacks, progress=progress)
+    trainer = Trainer(config, out, datasets=datasets, model=model, callbacks=callbacks, progress=progress)
     if resume:
         trainer.resume()
     result = trainer.fit()
