@@ -268,7 +268,7 @@ class CrossModalAttentionConv(MessagePassing):
         ptr: Tensor | None,
         size_i: int | None,
     ) -> Tensor:
-        """The attention coefficients :math:`\alpha` ``[..., E, H]`` (before dropout)."""
+        r"""The attention coefficients :math:`\alpha` ``[..., E, H]`` (before dropout)."""
         if relation is not None:
             key_j = key_j + relation
         score = (query_i * key_j).sum(dim=-1) / math.sqrt(self.head_dim)  # [..., E, H]
