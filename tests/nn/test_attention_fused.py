@@ -22,7 +22,7 @@ def pair(relations: bool, heads: int = 2, dropout: float = 0.0):
         with torch.no_grad():
             fused.relation.weight.normal_()  # well away from the near-zero init, so the term matters
     reference = copy.deepcopy(fused)
-    reference.fused = False
+    reference.fuse = False
     return fused, reference
 
 
@@ -102,7 +102,7 @@ def test_edge_weight_semantics_is_softmax_of_score_plus_log_weight():
 def test_gradcheck_including_edge_weight_with_zeros(fused_path):
     small = ws_cross_modal_graph({"a": 3, "b": 3}, k=2, beta=0.0, seed=0)
     torch.manual_seed(0)
-    conv = CrossModalAttentionConv(4, 4, heads=2, num_relations=small.num_relations, fused=fused_path).double()
+    conv = CrossModalAttentionConv(4, 4, heads=2, num_relations=small.num_relations, fuse=fused_path).double()
     x = torch.randn(2, 6, 4, dtype=torch.float64, requires_grad=True)
     w = torch.rand(small.edge_index.shape[1], dtype=torch.float64)
     w[0] = 0.0  # a closed gate; every target keeps another open one

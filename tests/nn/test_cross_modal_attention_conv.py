@@ -179,7 +179,7 @@ def test_every_parameter_trains(graph):
 
 
 def test_repr(graph):
-    assert repr(CrossModalAttentionConv(6, 8, heads=2)) == "CrossModalAttentionConv(6, 8, heads=2, num_relations=None, fused=True)"
+    assert repr(CrossModalAttentionConv(6, 8, heads=2)) == "CrossModalAttentionConv(6, 8, heads=2, num_relations=None, fuse=True)"
 
 
 def test_errors(graph):

@@ -117,7 +117,7 @@ def test_reset_parameters_and_repr(graph):
     before = conv.weight.detach().clone()
     conv.reset_parameters()
     assert not torch.equal(before, conv.weight)
-    assert repr(conv) == "CrossModalConv(6, 5, num_relations=9, num_bases=2, aggr=mean, fused=True)"
+    assert repr(conv) == "CrossModalConv(6, 5, num_relations=9, num_bases=2, aggr=mean, fuse=True)"
 
 
 def test_errors(graph):

@@ -17,7 +17,7 @@ def pair(**options):
     torch.manual_seed(0)
     fused = CrossModalConv(8, 6, num_relations=R, **options).double()
     reference = copy.deepcopy(fused)
-    reference.fused = False
+    reference.fuse = False
     return fused, reference
 
 

@@ -33,12 +33,12 @@ MASK = torch.rand(3, N) > 0.2
 #: name -> () -> (module, args, kwargs)
 LAYERS = {
     "WSLinear": lambda: (WSLinear(GRAPH, bias=True), (torch.randn(4, N),), {}),
-    "WSLinear-reference": lambda: (WSLinear(GRAPH, bias=True, fused=False), (torch.randn(4, N),), {}),
+    "WSLinear-reference": lambda: (WSLinear(GRAPH, bias=True, fuse=False), (torch.randn(4, N),), {}),
     "CrossModalConv": lambda: (CrossModalConv(8, 8, GRAPH.num_relations), (torch.randn(3, N, 8), GRAPH), {}),
     "CrossModalConv-bases-mask-weight": lambda: (
         CrossModalConv(8, 8, GRAPH.num_relations, num_bases=2), (torch.randn(3, N, 8), GRAPH),
         dict(node_mask=MASK, edge_weight=torch.rand(GRAPH.edge_index.shape[1]))),
-    "CrossModalConv-reference": lambda: (CrossModalConv(8, 8, GRAPH.num_relations, fused=False),
+    "CrossModalConv-reference": lambda: (CrossModalConv(8, 8, GRAPH.num_relations, fuse=False),
                                          (torch.randn(3, N, 8), GRAPH), {}),
     "CrossModalAttentionConv": lambda: (CrossModalAttentionConv(8, 8, heads=2, num_relations=GRAPH.num_relations),
                                         (torch.randn(3, N, 8), GRAPH), {}),
@@ -46,7 +46,7 @@ LAYERS = {
         CrossModalAttentionConv(8, 8, heads=2), (torch.randn(3, N, 8), GRAPH),
         dict(node_mask=MASK, edge_weight=torch.rand(GRAPH.edge_index.shape[1]))),
     "CrossModalAttentionConv-reference": lambda: (
-        CrossModalAttentionConv(8, 8, heads=2, num_relations=GRAPH.num_relations, fused=False),
+        CrossModalAttentionConv(8, 8, heads=2, num_relations=GRAPH.num_relations, fuse=False),
         (torch.randn(3, N, 8), GRAPH), {}),
 }
 

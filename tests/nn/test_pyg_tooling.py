@@ -25,10 +25,10 @@ N = GRAPH.num_nodes
 class TwoConvs(nn.Module):
     """A node classifier made of both convs, called as PyG models are: ``(x, edge_index, **kwargs)``."""
 
-    def __init__(self, fused: bool) -> None:
+    def __init__(self, fuse: bool) -> None:
         super().__init__()
-        self.rgcn = CrossModalConv(5, 8, GRAPH.num_relations, fused=fused)
-        self.attention = CrossModalAttentionConv(8, 4, heads=2, num_relations=GRAPH.num_relations, fused=fused)
+        self.rgcn = CrossModalConv(5, 8, GRAPH.num_relations, fuse=fuse)
+        self.attention = CrossModalAttentionConv(8, 4, heads=2, num_relations=GRAPH.num_relations, fuse=fuse)
 
     def forward(self, x, edge_index, edge_type):
         return self.attention(self.rgcn(x, edge_index, edge_type).relu(), edge_index, edge_type)
@@ -45,8 +45,8 @@ def explain(model: nn.Module, x, index: int):
 
 
 def test_explainer_on_the_default_path_equals_the_reference_path():
-    fused = TwoConvs(fused=True)
-    reference = TwoConvs(fused=False)
+    fused = TwoConvs(fuse=True)
+    reference = TwoConvs(fuse=False)
     reference.load_state_dict(fused.state_dict())
     x = torch.randn(N, 5)
     explanation = explain(fused, x, index=2)
@@ -98,13 +98,13 @@ def hetero_inputs(batch: int | None = None):
 @pytest.mark.parametrize("fused", [True, False])
 def test_rgcn_inside_hetero_conv_equals_the_homogeneous_layer(fused):
     hetero, x, x_dict = hetero_inputs()
-    homogeneous = CrossModalConv(5, 6, GRAPH.num_relations, aggr="add", root_weight=False, bias=False, fused=fused)
+    homogeneous = CrossModalConv(5, 6, GRAPH.num_relations, aggr="add", root_weight=False, bias=False, fuse=fused)
     names = GRAPH.relation_names if hasattr(GRAPH, "relation_names") else None
     convs = {}
     for edge_type in hetero.edge_types:
         src, _, dst = edge_type
         relation = GRAPH.vocabulary.index(src) * len(GRAPH.vocabulary) + GRAPH.vocabulary.index(dst)
-        conv = CrossModalConv(5, 6, 1, aggr="add", root_weight=False, bias=False, fused=fused)
+        conv = CrossModalConv(5, 6, 1, aggr="add", root_weight=False, bias=False, fuse=fused)
         with torch.no_grad():
             conv.weight.copy_(homogeneous.weight[relation : relation + 1])
         convs[edge_type] = conv
@@ -127,7 +127,7 @@ def restrict(edge_type_name) -> torch.Tensor:
 @pytest.mark.parametrize("batch", [None, 2])
 def test_attention_bipartite_equals_the_homogeneous_layer_on_the_same_edges(fused, batch):
     hetero, x, x_dict = hetero_inputs(batch)
-    conv = CrossModalAttentionConv(5, 6, heads=2, fused=fused)
+    conv = CrossModalAttentionConv(5, 6, heads=2, fuse=fused)
     for edge_type, edge_index in hetero.edge_index_dict.items():
         src, _, dst = edge_type
         out = conv((x_dict[src], x_dict[dst]), edge_index)
@@ -149,7 +149,7 @@ def test_bipartite_fused_equals_reference_with_masks_and_gradients(conv):
     masks = (torch.tensor([[True, False, True, True, True], [True] * 5]), torch.tensor([[True, True, False], [True] * 3]))
     conv = conv.double()
     reference = copy.deepcopy(conv)
-    reference.fused = False
+    reference.fuse = False
     outs = [c((x_src, x_dst), edge_index, node_mask=masks) for c in (conv, reference)]
     torch.testing.assert_close(outs[0], outs[1])
     assert outs[0].shape == (2, 3, 6)
@@ -180,8 +180,8 @@ def test_bipartite_errors():
 # edge types, masks
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fused", [True, False])
-@pytest.mark.parametrize("make", [lambda f: CrossModalConv(5, 6, GRAPH.num_relations, fused=f),
-                                  lambda f: CrossModalAttentionConv(5, 6, heads=2, num_relations=GRAPH.num_relations, fused=f)],
+@pytest.mark.parametrize("make", [lambda f: CrossModalConv(5, 6, GRAPH.num_relations, fuse=f),
+                                  lambda f: CrossModalAttentionConv(5, 6, heads=2, num_relations=GRAPH.num_relations, fuse=f)],
                          ids=["rgcn", "attention"])
 def test_negative_edge_type_is_refused_on_both_paths(make, fused):
     edge_type = GRAPH.edge_type.clone()
@@ -294,3 +294,21 @@ def test_to_hetero_model_runs_bipartite_convs_per_edge_type():
                         if name.startswith("rgcn.") and name.endswith(".weight") and ".root." not in name}
     assert len(relation_weights) == len(hetero.edge_types)
     assert all(p.grad.abs().sum() > 0 for p in relation_weights.values())
+
+
+@pytest.mark.parametrize("conv", [CrossModalConv(5, 6, GRAPH.num_relations), CrossModalAttentionConv(5, 6, heads=2)], ids=type)
+def test_fuse_is_pygs_attribute_and_false_runs_propagate(conv, monkeypatch):
+    # The kernel-path flag is MessagePassing.fuse itself: PyG tooling that sets conv.fuse = False
+    # (to_hetero_with_bases) gets the message path, as it would from any PyG layer.
+    assert conv.fuse is True
+    x = torch.randn(2, N, 5)
+    expected = conv(x, GRAPH)
+    calls = []
+    original = type(conv).propagate
+    monkeypatch.setattr(type(conv), "propagate", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    conv(x, GRAPH)
+    assert calls == []
+    conv.fuse = False
+    torch.testing.assert_close(conv(x, GRAPH), expected)
+    assert calls == [1]
+    assert "fuse=False" in repr(conv)

@@ -19,7 +19,7 @@ def test_is_a_message_passing_layer_with_one_weight_per_edge(graph):
     assert layer.weight.shape == (graph.edge_index.shape[1],)
     assert layer.bias is None
     assert [n for n, _ in layer.named_parameters()] == ["weight"]
-    assert repr(layer) == f"WSLinear(num_nodes=15, num_edges={graph.edge_index.shape[1]}, bias=False, fused=True)"
+    assert repr(layer) == f"WSLinear(num_nodes=15, num_edges={graph.edge_index.shape[1]}, bias=False, fuse=True)"
 
 
 def test_hand_checkable_path_graph():
@@ -44,7 +44,7 @@ def test_equals_the_masked_dense_layer(graph, fused, shape):
     dense = MaskedLinear(graph, bias=True)
     with torch.no_grad():
         dense.bias.normal_()
-    sparse = WSLinear.from_dense(dense.weight.detach(), graph, bias=dense.bias.detach(), fused=fused)
+    sparse = WSLinear.from_dense(dense.weight.detach(), graph, bias=dense.bias.detach(), fuse=fused)
     x = torch.randn(*shape)
     torch.testing.assert_close(sparse(x), dense(x))
     torch.testing.assert_close(sparse(x), F.linear(x, dense.weight * dense.mask, dense.bias))
@@ -53,7 +53,7 @@ def test_equals_the_masked_dense_layer(graph, fused, shape):
 @pytest.mark.parametrize("fused", [True, False])
 def test_gradients_equal_the_dense_layer(graph, fused):
     dense = MaskedLinear(graph, bias=True).double()
-    sparse = WSLinear.from_dense(dense.weight.detach(), graph, bias=dense.bias.detach(), fused=fused)
+    sparse = WSLinear.from_dense(dense.weight.detach(), graph, bias=dense.bias.detach(), fuse=fused)
     x1 = torch.randn(4, 15, dtype=torch.float64, requires_grad=True)
     x2 = x1.detach().clone().requires_grad_()
     upstream = torch.randn(4, 15, dtype=torch.float64)
@@ -73,7 +73,7 @@ def test_fused_and_message_passing_paths_agree(graph):
     fused = WSLinear(graph, bias=True)
     with torch.no_grad():
         fused.bias.normal_()
-    reference = WSLinear(graph, bias=True, fused=False)
+    reference = WSLinear(graph, bias=True, fuse=False)
     reference.load_state_dict(fused.state_dict())
     x = torch.randn(6, 15, requires_grad=True)
     xr = x.detach().clone().requires_grad_()
@@ -86,7 +86,7 @@ def test_fused_and_message_passing_paths_agree(graph):
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_gradcheck_float64(graph, fused):
-    layer = WSLinear(graph, bias=True, fused=fused).double()
+    layer = WSLinear(graph, bias=True, fuse=fused).double()
     weight = layer.weight.detach().clone().requires_grad_()
     bias = torch.randn(15, dtype=torch.float64, requires_grad=True)
     x = torch.randn(3, 15, dtype=torch.float64, requires_grad=True)
@@ -234,7 +234,7 @@ def test_directed_graph_pins_the_orientation_against_the_dense_masked_layer(grap
         dense.mask.copy_(mask)
         dense.weight.normal_()  # every entry non-zero: only the mask decides what is used
         dense.bias.normal_()
-    sparse = WSLinear(graph, bias=True, fused=fused).double()
+    sparse = WSLinear(graph, bias=True, fuse=fused).double()
     with torch.no_grad():
         sparse.weight.copy_(dense.weight[dst, src] * kept)
         sparse.bias.copy_(dense.bias)
@@ -265,3 +265,61 @@ def test_directed_graph_pins_the_orientation_against_the_dense_masked_layer(grap
     torch.testing.assert_close(sparse.weight.grad[kept], dense.weight.grad[dst[kept], src[kept]])
     torch.testing.assert_close(sparse.bias.grad, dense.bias.grad)
     assert torch.count_nonzero(dense.weight.grad * (1 - mask)) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# fuse=True goes through message_and_aggregate (PyG's meaning of MessagePassing.fuse)
+# ---------------------------------------------------------------------------------------------
+def test_the_default_path_runs_message_and_aggregate(graph, monkeypatch):
+    layer = WSLinear(graph, bias=True)
+    reference = WSLinear(graph, bias=True, fuse=False)
+    reference.load_state_dict(layer.state_dict())
+    calls = []
+    original = WSLinear.message_and_aggregate
+    monkeypatch.setattr(WSLinear, "message_and_aggregate",
+                        lambda self, *args: calls.append(args[1].shape) or original(self, *args))
+    x = torch.randn(4, 3, 15)
+    out = layer(x)
+    assert calls == [torch.Size([15, 12])]  # node-major [N, B], as propagate passes it with node_dim=0
+    torch.testing.assert_close(out, reference(x))
+
+
+def test_propagate_over_adj_t_runs_message_and_aggregate_and_equals_the_message_path(graph):
+    layer = WSLinear(graph).double()
+    x_nodes = torch.randn(15, 6, dtype=torch.float64)  # [N, B]
+    seen = []
+    layer.register_message_and_aggregate_forward_hook(lambda module, inputs, out: seen.append(out.shape))
+    fused = layer.propagate(layer.adj_t(), x=x_nodes, edge_weight=layer.weight)
+    assert seen == [torch.Size([15, 6])]
+    messages = layer.propagate(layer.edge_index, x=x_nodes, edge_weight=layer.weight, size=(15, 15))
+    torch.testing.assert_close(fused, messages)
+    torch.testing.assert_close(fused, layer.to_dense() @ x_nodes)
+
+
+def test_a_message_and_aggregate_hook_fires_on_the_layer_call(graph):
+    layer = WSLinear(graph, bias=True)
+    x = torch.randn(3, 15)
+    plain = layer(x)
+    seen = []
+    layer.register_message_and_aggregate_forward_hook(lambda module, inputs, out: seen.append(out.shape))
+    torch.testing.assert_close(layer(x), plain)
+    assert seen == [torch.Size([15, 3])]
+
+
+def test_pygs_fuse_false_sends_the_layer_down_the_message_path(graph, monkeypatch):
+    layer = WSLinear(graph)
+    assert layer.fuse is True and WSLinear(graph, fuse=False).fuse is False
+    x = torch.randn(3, 15)
+    expected = layer(x)
+    layer.fuse = False  # what PyG's to_hetero_with_bases does to disable message_and_aggregate
+    monkeypatch.setattr(WSLinear, "message_and_aggregate", lambda *a: pytest.fail("fuse=False ran message_and_aggregate"))
+    torch.testing.assert_close(layer(x), expected)
+
+
+def test_message_and_aggregate_refuses_another_edge_set(graph):
+    layer = WSLinear(graph)
+    other = WSLinear(ws_cross_modal_graph({"visual": 5, "text": 4, "audio": 6}, k=2, beta=0.5, seed=3))
+    with pytest.raises(ValueError, match=r"adj_t must hold the layer's own edges"):
+        layer.message_and_aggregate(other.adj_t(), torch.randn(15, 2), layer.weight)
+    with pytest.raises(ValueError, match=r"needs the layer's adj_t \(a sparse \[15, 15\] tensor"):
+        layer.message_and_aggregate(torch.ones(15, 15), torch.randn(15, 2), layer.weight)

@@ -3,7 +3,7 @@
 Cases, all forward + backward over the same tokens in one process:
 
 * ``fused``: the default CSR-kernel path;
-* ``reference``: the generic PyG gather / scatter path (``fused=False``);
+* ``reference``: the generic PyG gather / scatter path (``fuse=False``);
 * ``dense MultiheadAttention``: :class:`torch.nn.MultiheadAttention` (all pairs);
 * ``dense SDPA``: the conv's own projections around
   :func:`torch.nn.functional.scaled_dot_product_attention` (flash-style kernel
@@ -49,7 +49,7 @@ def run(
         graph = ws_cross_modal_graph(three_modalities(n), k=k, beta=0.3, seed=0)
         edge_index, edge_type = graph.edge_index.to(device), graph.edge_type.to(device)
         fused = CrossModalAttentionConv(channels, channels, heads=heads).to(device)
-        reference = CrossModalAttentionConv(channels, channels, heads=heads, fused=False).to(device)
+        reference = CrossModalAttentionConv(channels, channels, heads=heads, fuse=False).to(device)
         reference.load_state_dict(fused.state_dict())
         mha = nn.MultiheadAttention(channels, heads, batch_first=True).to(device)
         x = torch.randn(batch, n, channels, device=device, requires_grad=True)

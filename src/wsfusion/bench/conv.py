@@ -39,7 +39,7 @@ def run(
         edge_index, edge_type = graph.edge_index.to(device), graph.edge_type.to(device)
         r = graph.num_relations
         fused = CrossModalConv(channels, channels, num_relations=r, aggr="add").to(device)
-        reference = CrossModalConv(channels, channels, num_relations=r, aggr="add", fused=False).to(device)
+        reference = CrossModalConv(channels, channels, num_relations=r, aggr="add", fuse=False).to(device)
         reference.load_state_dict(fused.state_dict())
         layers: dict[str, torch.nn.Module] = {"fused": fused, "reference": reference,
                                               "PyG RGCNConv": RGCNConv(channels, channels, r, aggr="add").to(device)}

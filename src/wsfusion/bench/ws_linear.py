@@ -30,7 +30,7 @@ def three_modalities(n: int) -> dict[str, int]:
 def make_cases(n: int, batch: int, k: int, device: torch.device) -> dict[str, Any]:
     graph = ws_cross_modal_graph(three_modalities(n), k=k, beta=0.3, seed=0)
     fused = WSLinear(graph).to(device)
-    generic = WSLinear(graph, fused=False).to(device)
+    generic = WSLinear(graph, fuse=False).to(device)
     generic.load_state_dict(fused.state_dict())
     x = torch.randn(batch, n, device=device, requires_grad=True)
     upstream = torch.randn(batch, n, device=device)

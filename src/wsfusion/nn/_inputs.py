@@ -21,16 +21,20 @@ _PROPAGATE_HOOKS = (
 )
 
 
-def takes_fused_path(layer: Any) -> bool:
-    """Whether a layer built with ``fused=True`` may skip ``propagate`` on this call.
+def takes_kernel_path(layer: Any) -> bool:
+    """Whether a layer built with ``fuse=True`` may skip ``propagate`` on this call.
 
-    Not while PyG's explain mode is on (``Explainer`` sets edge masks that
-    ``propagate`` applies to the messages) nor while any propagate / message /
-    aggregate / edge-update hook is registered: then the reference path runs,
-    which equals the fused one, so PyG's tooling sees the layer as it would
-    any other ``MessagePassing``.
+    ``fuse`` is PyG's own :class:`~torch_geometric.nn.conv.MessagePassing`
+    attribute, with its meaning: message and aggregation are computed in one
+    step (here torch's CSR kernels) instead of materialising one message per
+    edge; PyG sets ``conv.fuse = False`` to force the message path (e.g.
+    ``to_hetero_with_bases``), and so can a user. Not while PyG's explain mode
+    is on (``Explainer`` sets edge masks that ``propagate`` applies to the
+    messages) nor while any propagate / message / aggregate / edge-update hook
+    is registered: then the reference path runs, which equals the kernel one,
+    so PyG's tooling sees the layer as it would any other ``MessagePassing``.
     """
-    return bool(layer.fused) and not layer.explain and not any(getattr(layer, h, None) for h in _PROPAGATE_HOOKS)
+    return bool(layer.fuse) and not layer.explain and not any(getattr(layer, h, None) for h in _PROPAGATE_HOOKS)
 
 
 class IdentityCache:

@@ -1,4 +1,4 @@
-r"""Attention restricted to a graph's edges on torch's own CSR kernels (the fused path of
+r"""Attention restricted to a graph's edges on torch's own CSR kernels (the ``fuse=True`` path of
 :class:`~wsfusion.nn.CrossModalAttentionConv`).
 
 The ``B`` samples × ``H`` heads of attention over one static graph (``N`` nodes, ``E``

@@ -18,7 +18,7 @@ from wsfusion.nn._inputs import (
     check_node_mask,
     padding_to_node_mask,
     resolve_edges,
-    takes_fused_path,
+    takes_kernel_path,
 )
 from wsfusion.nn._sparse_attention import (
     AttentionStructure,
@@ -61,7 +61,8 @@ class CrossModalAttentionConv(MessagePassing):
     Two equal paths compute it (tested equal in float64, outputs and all
     gradients, and equal to dense masked :class:`torch.nn.MultiheadAttention`):
 
-    * ``fused=True`` (default): all samples and heads are one CSR matrix over
+    * ``fuse=True`` (default; PyG's ``MessagePassing.fuse``: messages are
+      never materialised per edge): all samples and heads are one CSR matrix over
       the rows ``(b, node, head)`` of the projections' own ``[B, N, H·d]``
       memory: scores by SDDMM (:func:`torch.sparse.sampled_addmm`), the
       softmax on the CSR values, the output by one CSR SpMM; the backward
@@ -70,9 +71,9 @@ class CrossModalAttentionConv(MessagePassing):
       :math:`O(B N F)` projections; no :math:`[B, E, H, d]` tensor and no
       heads-first copy exists. The CSR layout of an ``edge_index`` is built
       once per batch size and reused while that tensor is unchanged.
-    * ``fused=False``: PyG's generic path (:meth:`edge_update` computes the
+    * ``fuse=False``: PyG's generic path (:meth:`edge_update` computes the
       coefficients with gathers and a scatter softmax, :meth:`message` weights
-      the gathered values), the reference. The fused layer takes it by itself
+      the gathered values), the reference. A ``fuse=True`` layer takes it by itself
       while PyG's explain mode or any propagate / message hook is active.
 
     **Bipartite input** ``x = (x_src, x_dst)`` with a bipartite ``edge_index``
@@ -95,7 +96,9 @@ class CrossModalAttentionConv(MessagePassing):
         dropout (float, optional): Dropout on the attention coefficients.
             (default: :obj:`0.0`)
         bias (bool, optional): Biases in the projections. (default: :obj:`True`)
-        fused (bool, optional): Use the CSR-kernel path. (default: :obj:`True`)
+        fuse (bool, optional): Fuse message and aggregation into the CSR
+            kernels (PyG's ``fuse`` attribute; :obj:`False`: the reference
+            message path). (default: :obj:`True`)
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})` or a batch over one
@@ -117,10 +120,10 @@ class CrossModalAttentionConv(MessagePassing):
         num_relations: int | None = None,
         dropout: float = 0.0,
         bias: bool = True,
-        fused: bool = True,
+        fuse: bool = True,
     ) -> None:
         super().__init__(aggr="add", node_dim=-3)
-        self.fused = bool(fused)
+        self.fuse = bool(fuse)
         self._structure = IdentityCache()  # the CSR layout of the last edges seen, per batch size
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
@@ -160,11 +163,11 @@ class CrossModalAttentionConv(MessagePassing):
         node_mask = padding_to_node_mask(name, node_mask, key_padding_mask)
         mask_src, mask_dst = check_node_mask(name, node_mask, x_src, x_dst)
         num_src, num_dst = x_src.shape[-2], x_dst.shape[-2]
-        fused = takes_fused_path(self)
+        fuse = takes_kernel_path(self)
         batch = x_dst.shape[0] if x_dst.dim() == 3 else 1
         edge_index, edge_type, edge_weight, structure = self._edges(
-            edge_index, edge_type, edge_weight, num_src, num_dst, batch, x_dst.device, fused)
-        if fused:
+            edge_index, edge_type, edge_weight, num_src, num_dst, batch, x_dst.device, fuse)
+        if fuse:
             return self._fused_forward(x_src, x_dst, edge_index, edge_type, mask_src, mask_dst, edge_weight,
                                        return_attention_weights, structure)
         lead_src, lead_dst = x_src.shape[:-1], x_dst.shape[:-1]
@@ -191,7 +194,7 @@ class CrossModalAttentionConv(MessagePassing):
     # torch.compile (one graph break a call): they read tensor identities, not tensor values.
     @torch.compiler.disable
     def _edges(self, edge_index: Tensor | CrossModalGraph, edge_type: Tensor | None, edge_weight: Tensor | None,
-               num_src: int, num_dst: int, batch: int, device: torch.device, fused: bool,
+               num_src: int, num_dst: int, batch: int, device: torch.device, fuse: bool,
                ) -> tuple[Tensor, Tensor | None, Tensor | None, AttentionStructure | None]:
         name = type(self).__name__
         edge_index, edge_type = resolve_edges(name, edge_index, edge_type, num_src, num_dst, device)
@@ -200,7 +203,7 @@ class CrossModalAttentionConv(MessagePassing):
                 edge_type = edge_index.new_zeros(edge_index.shape[1])
             edge_type = check_edge_type(name, edge_type, self.num_relations, "with relation embeddings")
         edge_weight = check_edge_weight(name, edge_weight, edge_index)
-        structure = self._structure_for(edge_index, num_src, num_dst, batch) if fused else None
+        structure = self._structure_for(edge_index, num_src, num_dst, batch) if fuse else None
         return edge_index, edge_type, edge_weight, structure
 
     def _structure_for(self, edge_index: Tensor, num_src: int, num_dst: int, batch: int) -> AttentionStructure:
@@ -297,5 +300,5 @@ class CrossModalAttentionConv(MessagePassing):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, heads={self.heads}, "
-            f"num_relations={self.num_relations}, fused={self.fused})"
+            f"num_relations={self.num_relations}, fuse={self.fuse})"
         )

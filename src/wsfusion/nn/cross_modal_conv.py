@@ -15,7 +15,7 @@ from wsfusion.nn._inputs import (
     check_features,
     check_node_mask,
     resolve_edges,
-    takes_fused_path,
+    takes_kernel_path,
 )
 from wsfusion.nn._sparse import RelationPairs, compute_dtype, edge_weighted_spmm, relation_pairs
 
@@ -45,7 +45,8 @@ class CrossModalConv(MessagePassing):
     Two equal paths compute it (tested equal to each other and to PyG's
     :class:`~torch_geometric.nn.conv.RGCNConv`):
 
-    * ``fused=True`` (default): aggregate, then transform. One CSR SpMM sums
+    * ``fuse=True`` (default; PyG's ``MessagePassing.fuse``: messages are
+      never materialised per edge): aggregate, then transform. One CSR SpMM sums
       the sources of every (relation, target) pair that occurs, with
       ``edge_weight`` as the sparse values (its gradient by SDDMM), and each
       relation's block of pairs is multiplied by its weight: :math:`P \le N R`
@@ -53,8 +54,8 @@ class CrossModalConv(MessagePassing):
       its own modality), no :math:`[E, F]` gather, no Python loop over edges.
       The layout of an ``edge_index``/``edge_type`` pair is built once and
       reused while those tensors are unchanged (a cache, never pickled).
-    * ``fused=False``: PyG's generic gather / scatter path, the reference.
-      The fused layer takes it by itself while PyG's explain mode (``Explainer``
+    * ``fuse=False``: PyG's generic gather / scatter path, the reference.
+      A ``fuse=True`` layer takes it by itself while PyG's explain mode (``Explainer``
       edge masks) or any propagate / message hook is active.
 
     **Bipartite input** ``x = (x_src, x_dst)`` with a bipartite ``edge_index``
@@ -79,7 +80,9 @@ class CrossModalConv(MessagePassing):
         root_weight (bool, optional): Add :math:`\mathbf{W}_{\mathrm{root}}
             \mathbf{x}_i`. (default: :obj:`True`)
         bias (bool, optional): Learn :math:`\mathbf{b}`. (default: :obj:`True`)
-        fused (bool, optional): Use the CSR-kernel path. (default: :obj:`True`)
+        fuse (bool, optional): Fuse message and aggregation into the CSR
+            kernels (PyG's ``fuse`` attribute; :obj:`False`: the reference
+            message path). (default: :obj:`True`)
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})` or a batch over one
@@ -101,13 +104,13 @@ class CrossModalConv(MessagePassing):
         aggr: str = "mean",
         root_weight: bool = True,
         bias: bool = True,
-        fused: bool = True,
+        fuse: bool = True,
     ) -> None:
         if aggr not in ("mean", "add"):
             raise ValueError(f"aggr must be 'mean' or 'add', got {aggr!r}")
         # Messages are always summed here; the mean divides by the per-sample count of present neighbours.
         super().__init__(aggr="add", node_dim=-2)
-        self.fused = bool(fused)
+        self.fuse = bool(fuse)
         self._structure = IdentityCache()  # the (relation, target) layout of the last edges seen
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
@@ -153,9 +156,9 @@ class CrossModalConv(MessagePassing):
         x_src, x_dst = check_features(name, x, self.in_channels)
         mask_src, mask_dst = check_node_mask(name, node_mask, x_src, x_dst)
         num_src, num_dst = x_src.shape[-2], x_dst.shape[-2]
-        fused = takes_fused_path(self)
+        fuse = takes_kernel_path(self)
         edge_index, edge_type, edge_weight, pairs = self._edges(edge_index, edge_type, edge_weight, num_src, num_dst,
-                                                                x_src.device, fused)
+                                                                x_src.device, fuse)
         dtype = compute_dtype(x_dst, self.weight)  # the output's, as nn.Linear's under autocast
         if mask_src is not None:
             x_src = x_src * mask_src.unsqueeze(-1).to(x_src.dtype)  # masked nodes send nothing
@@ -163,7 +166,7 @@ class CrossModalConv(MessagePassing):
             edge_weight = edge_weight.to(x_src.dtype)
 
         src, dst = edge_index
-        if fused:
+        if fuse:
             out = self._fused_messages(x_src, num_dst, pairs, edge_weight)
         else:
             # Every source under every relation's weight, [..., N_src * R, F_out]; each edge then
@@ -190,7 +193,7 @@ class CrossModalConv(MessagePassing):
     # torch.compile (one graph break a call): they read tensor identities, not tensor values.
     @torch.compiler.disable
     def _edges(self, edge_index: Tensor | CrossModalGraph, edge_type: Tensor | None, edge_weight: Tensor | None,
-               num_src: int, num_dst: int, device: torch.device, fused: bool,
+               num_src: int, num_dst: int, device: torch.device, fuse: bool,
                ) -> tuple[Tensor, Tensor, Tensor | None, RelationPairs | None]:
         name = type(self).__name__
         edge_index, edge_type = resolve_edges(name, edge_index, edge_type, num_src, num_dst, device)
@@ -198,7 +201,7 @@ class CrossModalConv(MessagePassing):
             edge_type = edge_index.new_zeros(edge_index.shape[1])  # one relation: every edge has it
         edge_type = check_edge_type(name, edge_type, self.num_relations, "(one relation id per edge)")
         edge_weight = check_edge_weight(name, edge_weight, edge_index)
-        pairs = self._structure_for(edge_index, edge_type, num_src, num_dst) if fused else None
+        pairs = self._structure_for(edge_index, edge_type, num_src, num_dst) if fuse else None
         return edge_index, edge_type, edge_weight, pairs
 
     def _fused_messages(self, x_src: Tensor, num_dst: int, pairs: RelationPairs, edge_weight: Tensor | None) -> Tensor:
@@ -244,5 +247,5 @@ class CrossModalConv(MessagePassing):
         return (
             f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
             f"num_relations={self.num_relations}, num_bases={self.num_bases}, aggr={'mean' if self.mean else 'add'}, "
-            f"fused={self.fused})"
+            f"fuse={self.fuse})"
         )

@@ -10,8 +10,8 @@ from torch_geometric.nn import MessagePassing
 from wsfusion._validation import format_shape
 from wsfusion.graphs import CrossModalGraph
 from wsfusion.graphs._edges import canonical_edge_index, is_symmetric
-from wsfusion.nn._inputs import takes_fused_path
-from wsfusion.nn._sparse import CSRStructure, compute_dtype, csr_structure, edge_weighted_spmm, node_major
+from wsfusion.nn._inputs import _PROPAGATE_HOOKS, takes_kernel_path
+from wsfusion.nn._sparse import CSRStructure, compute_dtype, csr_structure, csr_tensor, edge_weighted_spmm, node_major
 from wsfusion.nn.init import in_degree_uniform_
 
 
@@ -83,11 +83,14 @@ class EdgeWeightedLinear(nn.Module):
         lead = x.shape[:-1]
         # The kernel returns a transposed view of node-major memory: stacked layers (and
         # element-wise ops between them) never copy to change layout.
-        out = edge_weighted_spmm(edge_values, x.reshape(-1, n), self.structure)
-        if self.bias is not None:
-            bias = self.bias if self.bias.dtype == out.dtype else self.bias.to(out.dtype)
-            out = out + bias  # element-wise ops keep the node-major memory layout
-        return out.reshape(*lead, n)
+        return self.add_bias(edge_weighted_spmm(edge_values, x.reshape(-1, n), self.structure)).reshape(*lead, n)
+
+    def add_bias(self, out: Tensor) -> Tensor:
+        """``out [B, N]`` plus the bias (if any) in ``out``'s dtype; element-wise, so a transposed view of
+        node-major memory stays one."""
+        if self.bias is None:
+            return out
+        return out + (self.bias if self.bias.dtype == out.dtype else self.bias.to(out.dtype))
 
 
 class WSLinear(MessagePassing, EdgeWeightedLinear):
@@ -109,13 +112,22 @@ class WSLinear(MessagePassing, EdgeWeightedLinear):
 
     Two equivalent paths compute it:
 
-    * ``fused=True`` (default): :meth:`message_and_aggregate` runs a custom
-      autograd function on torch's own sparse kernels: CSR SpMM forward, SpMM
-      with the transposed values for the input gradient, and
-      :func:`torch.sparse.sampled_addmm` (SDDMM) for the edge-weight gradient.
-      Data is kept node-major ``[N, B]`` inside (one transpose in, one out).
-    * ``fused=False``: PyG's generic :meth:`message` / ``aggregate`` (gather
-      ``x[src]`` to ``[E, B]``, scale, scatter-add), the reference path.
+    * ``fuse=True`` (default; PyG's ``MessagePassing.fuse``): every call goes
+      through :meth:`message_and_aggregate`, a custom autograd function on
+      torch's own sparse kernels: CSR SpMM forward, SpMM with the transposed
+      values for the input gradient, and :func:`torch.sparse.sampled_addmm`
+      (SDDMM) for the edge-weight gradient. Data is kept node-major ``[N, B]``
+      inside (one transpose in, one out). :meth:`forward` calls it directly
+      with the layer's CSR structure (``propagate``'s argument collection
+      costs ~0.1 ms a call, a third of the whole layer at :math:`N = 192`);
+      ``propagate`` calls it too when given the transposed adjacency as a
+      torch sparse tensor, as for any fused PyG layer (see
+      :meth:`adj_t`), and so does :meth:`forward` while a
+      ``message_and_aggregate`` hook is registered.
+    * ``fuse=False``: PyG's generic :meth:`message` / ``aggregate`` (gather
+      ``x[src]`` to ``[E, B]``, scale, scatter-add), the reference path. A
+      ``fuse=True`` layer takes it by itself in PyG's explain mode and while
+      a propagate / message / aggregate hook is registered.
 
     The output has the shape of the input but is a transposed view of
     node-major memory (not contiguous), so that stacked ``WSLinear`` layers
@@ -141,7 +153,9 @@ class WSLinear(MessagePassing, EdgeWeightedLinear):
             target then source without duplicates, e.g. a WS graph with or
             without self-loops).
         bias (bool, optional): Learn a bias per node. (default: :obj:`False`)
-        fused (bool, optional): Use the sparse-kernel path. (default: :obj:`True`)
+        fuse (bool, optional): Fuse message and aggregation into the CSR
+            kernels of :meth:`message_and_aggregate` (:obj:`False`: the
+            reference message path). (default: :obj:`True`)
 
     Shapes:
         - **input:** :math:`(*, N)`
@@ -154,13 +168,13 @@ class WSLinear(MessagePassing, EdgeWeightedLinear):
         torch.Size([32, 192])
     """
 
-    def __init__(self, graph: CrossModalGraph, bias: bool = False, fused: bool = True) -> None:
+    def __init__(self, graph: CrossModalGraph, bias: bool = False, fuse: bool = True) -> None:
         super().__init__(aggr="add", node_dim=0)
         if not isinstance(graph, CrossModalGraph):
             raise TypeError(f"WSLinear needs a CrossModalGraph, got {type(graph).__name__}")
         self.graph = graph
         self.num_nodes = graph.num_nodes
-        self.fused = fused
+        self.fuse = bool(fuse)
         edge_index = graph.edge_index
         self.weight = nn.Parameter(torch.empty(edge_index.shape[1]))
         self.bias = nn.Parameter(torch.empty(self.num_nodes)) if bias else None
@@ -221,28 +235,76 @@ class WSLinear(MessagePassing, EdgeWeightedLinear):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_node_features(x)
-        if takes_fused_path(self):
-            # message_and_aggregate's kernel, called directly: propagate's argument
-            # collection costs ~0.1 ms a call, a third of the whole layer at N=192.
-            return self.edge_linear(self.weight, x)
         n = self.num_nodes
         lead = x.shape[:-1]
+        if takes_kernel_path(self):
+            # message_and_aggregate called directly: propagate's argument collection costs
+            # ~0.1 ms a call, a third of the whole layer at N=192. Transposes are views here.
+            out = self.message_and_aggregate(self.structure, x.reshape(-1, n).t(), self.weight).t()
+            return self.add_bias(out).reshape(*lead, n)
         dtype = compute_dtype(self.weight, x)
         x_nodes = node_major(x.reshape(-1, n).to(dtype))
-        out = self.propagate(self.edge_index, x=x_nodes, edge_weight=self.weight.to(dtype), size=(n, n)).t()
-        if self.bias is not None:
-            out = out + self.bias.to(dtype)
-        return out.reshape(*lead, n)
+        if self.fuse and not self.explain and self._message_and_aggregate_hooks_only():
+            # PyG's own fused propagate: message_and_aggregate (and its hooks) over the sparse adj_t.
+            out = self.propagate(self.adj_t(), x=x_nodes, edge_weight=self.weight.to(dtype))
+        else:
+            out = self.propagate(self.edge_index, x=x_nodes, edge_weight=self.weight.to(dtype), size=(n, n))
+        return self.add_bias(out.t()).reshape(*lead, n)
+
+    def _message_and_aggregate_hooks_only(self) -> bool:
+        fused_hooks = ("_message_and_aggregate_forward_pre_hooks", "_message_and_aggregate_forward_hooks")
+        others = [h for h in _PROPAGATE_HOOKS if h not in fused_hooks]
+        return any(getattr(self, h) for h in fused_hooks) and not any(getattr(self, h) for h in others)
+
+    def adj_t(self) -> Tensor:
+        """The transposed adjacency as a torch sparse CSR tensor ``[N, N]`` (row = target, column = source,
+        values 1), the ``edge_index`` argument under which ``propagate`` runs :meth:`message_and_aggregate`."""
+        s = self.structure
+        return csr_tensor(s.crow, s.col, torch.ones(s.col.numel(), device=s.col.device), (self.num_nodes, self.num_nodes))
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
         return edge_weight.unsqueeze(-1) * x_j
 
-    def message_and_aggregate(self, adj_t: Tensor | None, x: Tensor, edge_weight: Tensor) -> Tensor:
-        # x is [B, N] here (features last), see forward; the structure is the layer's own graph.
-        return edge_weighted_spmm(edge_weight, x, self.structure)
+    def message_and_aggregate(self, adj_t: CSRStructure | Tensor, x: Tensor, edge_weight: Tensor) -> Tensor:
+        r"""Message and aggregation in one step, :math:`\mathbf{Y} = (\mathbf{W} \odot \mathbf{M})\,\mathbf{X}`
+        on the CSR kernels (differentiable in ``x`` and ``edge_weight``).
+
+        Args:
+            adj_t (CSRStructure or torch.Tensor): The layer's CSR structure, or
+                its transposed adjacency as a torch sparse tensor (:meth:`adj_t`;
+                any other edge set is a ``ValueError``, since ``edge_weight``
+                follows the layer's edges).
+            x (torch.Tensor): Node-major features ``[N, B]`` (PyG's
+                ``node_dim=0``).
+            edge_weight (torch.Tensor): ``[E]`` in the layer's edge order.
+
+        Returns:
+            ``[N, B]``, node-major (contiguous).
+        """
+        structure = self.structure
+        if not isinstance(adj_t, CSRStructure) or adj_t is not structure:
+            self._check_adj_t(adj_t)
+        return edge_weighted_spmm(edge_weight, x.t(), structure).t()
+
+    def _check_adj_t(self, adj_t: object) -> None:
+        n, s = self.num_nodes, self.structure
+        if isinstance(adj_t, CSRStructure):
+            same = adj_t.num_dst == s.num_dst and torch.equal(adj_t.crow, s.crow) and torch.equal(adj_t.col, s.col)
+        elif isinstance(adj_t, Tensor) and adj_t.layout in (torch.sparse_csr, torch.sparse_coo) and \
+                tuple(adj_t.shape) == (n, n):
+            csr = adj_t if adj_t.layout == torch.sparse_csr else adj_t.coalesce().to_sparse_csr()
+            crow, col = csr.crow_indices(), csr.col_indices()
+            same = col.numel() == s.col.numel() and torch.equal(crow.to(s.crow), s.crow) and torch.equal(col.to(s.col), s.col)
+        else:
+            got = format_shape(tuple(adj_t.shape)) if isinstance(adj_t, Tensor) else type(adj_t).__name__
+            raise ValueError(f"WSLinear.message_and_aggregate needs the layer's adj_t (a sparse [{n}, {n}] tensor, "
+                             f"WSLinear.adj_t()), got {got}")
+        if not same:
+            raise ValueError("WSLinear.message_and_aggregate: adj_t must hold the layer's own edges (edge_weight "
+                             "follows them); use WSLinear.adj_t()")
 
     @classmethod
-    def from_dense(cls, weight: Tensor, graph: CrossModalGraph, bias: Tensor | None = None, fused: bool = True) -> WSLinear:
+    def from_dense(cls, weight: Tensor, graph: CrossModalGraph, bias: Tensor | None = None, fuse: bool = True) -> WSLinear:
         """Keep the entries of a dense ``[N, N]`` weight (``weight[target, source]``) that lie on the graph.
 
         Entries off the graph are dropped, exactly as the mask does.
@@ -254,7 +316,7 @@ class WSLinear(MessagePassing, EdgeWeightedLinear):
         if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (n,)):
             got = format_shape(tuple(bias.shape)) if isinstance(bias, Tensor) else type(bias).__name__
             raise ValueError(f"from_dense needs a bias of shape [{n}], got {got}")
-        layer = cls(graph, bias=bias is not None, fused=fused).to(device=weight.device, dtype=weight.dtype)
+        layer = cls(graph, bias=bias is not None, fuse=fuse).to(device=weight.device, dtype=weight.dtype)
         src, dst = layer.edge_index
         with torch.no_grad():
             layer.weight.copy_(weight[dst, src])
@@ -272,5 +334,5 @@ class WSLinear(MessagePassing, EdgeWeightedLinear):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(num_nodes={self.num_nodes}, num_edges={self.weight.numel()}, "
-            f"bias={self.bias is not None}, fused={self.fused})"
+            f"bias={self.bias is not None}, fuse={self.fuse})"
         )
