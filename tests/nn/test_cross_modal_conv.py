@@ -157,3 +157,33 @@ def test_edge_weight_gets_a_gradient_and_is_checked(graph):
     assert weight.grad is not None and weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"CrossModalConv: edge_weight must be a floating-point tensor of shape \[E\] = \[48\], got \[47\]"):
         conv(torch.randn(graph.num_nodes, 6), graph, edge_weight=torch.ones(47))
+
+
+@pytest.mark.parametrize("aggr", ["mean", "add"])
+def test_aggr_reports_what_was_asked_while_pyg_sums_the_messages(aggr):
+    conv = CrossModalConv(4, 3, 4, aggr=aggr)
+    assert conv.aggr == aggr and conv.mean == (aggr == "mean")
+    assert type(conv.aggr_module).__name__ == "SumAggregation"  # the division by the count follows it
+    assert f"aggr={aggr}" in repr(conv)
+
+
+def test_our_mean_is_over_all_incoming_edges_not_rgcnconvs_per_relation_mean():
+    # Node 0 receives from 1 (relation 0) and from 2 and 3 (relation 1): ours divides the sum of the three
+    # messages by 3, RGCNConv(aggr="mean") adds the mean of relation 0 (one edge) to the mean of relation 1.
+    from torch_geometric.nn import RGCNConv
+
+    torch.manual_seed(0)
+    edge_index = torch.tensor([[1, 2, 3], [0, 0, 0]])
+    edge_type = torch.tensor([0, 1, 1])
+    x = torch.randn(4, 2, dtype=torch.float64)
+    ours = CrossModalConv(2, 2, 2, aggr="mean", root_weight=False, bias=False).double()
+    pyg = RGCNConv(2, 2, 2, aggr="mean", root_weight=False, bias=False).double()
+    with torch.no_grad():
+        pyg.weight.copy_(ours.weight)
+    w = ours.weight
+    messages = torch.stack([x[1] @ w[0], x[2] @ w[1], x[3] @ w[1]])
+    torch.testing.assert_close(ours(x, edge_index, edge_type)[0], messages.sum(0) / 3)
+    torch.testing.assert_close(pyg(x, edge_index, edge_type)[0], messages[0] + messages[1:].mean(0))
+    assert not torch.allclose(ours(x, edge_index, edge_type)[0], pyg(x, edge_index, edge_type)[0])
+    one_relation = torch.tensor([1, 1, 1])  # every edge of the target has one relation: the means agree
+    torch.testing.assert_close(ours(x, edge_index, one_relation), pyg(x, edge_index, one_relation))

@@ -29,9 +29,27 @@ class CrossModalConv(MessagePassing):
         \underset{j \in \mathcal{N}(i)}{\mathrm{AGG}}\; \mathbf{W}_{r(j, i)} \mathbf{x}_j + \mathbf{b}
 
     where :math:`r(j, i)` is the edge's relation (``graph.edge_type``: source
-    modality × M + target modality) and AGG is a sum or a mean over the
-    incoming edges. With ``num_bases`` the relation weights share a basis,
-    :math:`\mathbf{W}_r = \sum_b a_{rb} \mathbf{V}_b`.
+    modality × M + target modality) and AGG is a sum (``aggr="add"``) or a mean
+    (``aggr="mean"``) over the incoming edges. With ``num_bases`` the relation
+    weights share a basis, :math:`\mathbf{W}_r = \sum_b a_{rb} \mathbf{V}_b`.
+
+    **Our mean is not** :class:`~torch_geometric.nn.conv.RGCNConv`'s. Here the
+    mean is taken over *all* incoming edges of node :math:`i`, whatever their
+    relation, and counts only present neighbours (``node_mask``), weighted by
+    ``edge_weight``:
+
+    .. math::
+        \mathbf{x}^{\prime}_i = \mathbf{W}_{\mathrm{root}} \mathbf{x}_i +
+        \frac{\sum_{j \in \mathcal{N}(i)} w_{ji} \mathbf{W}_{r(j, i)} \mathbf{x}_j}
+        {\max\big(1, \sum_{j \in \mathcal{N}(i)} w_{ji}\big)} + \mathbf{b},
+
+    while ``RGCNConv(aggr="mean")`` averages within each relation and sums the
+    relations' means,
+    :math:`\sum_r \frac{1}{|\mathcal{N}_r(i)|} \sum_{j \in \mathcal{N}_r(i)} \mathbf{W}_r \mathbf{x}_j`.
+    The two agree when every node receives a single relation (or with
+    ``aggr="add"``, where both are the plain sum). ``conv.aggr`` reports the
+    aggregation asked for; PyG's aggregation module (``conv.aggr_module``) always
+    sums the messages, and the division by the neighbour count follows it.
 
     ``node_mask`` (``True`` = present, the opposite of PyTorch's
     ``key_padding_mask``) removes nodes from message passing: a masked node sends
@@ -42,8 +60,9 @@ class CrossModalConv(MessagePassing):
     mean divides by the sum of the weights; with 0/1 weights this equals the
     graph without the zero-weight edges.
 
-    Two equal paths compute it (tested equal to each other and to PyG's
-    :class:`~torch_geometric.nn.conv.RGCNConv`):
+    Two equal paths compute it (tested equal to each other in float64 for both
+    aggregations, and with ``aggr="add"`` to PyG's
+    :class:`~torch_geometric.nn.conv.RGCNConv` and ``FastRGCNConv``):
 
     * ``fuse=True`` (default; PyG's ``MessagePassing.fuse``: messages are
       never materialised per edge): aggregate, then transform. One CSR SpMM sums
@@ -76,7 +95,8 @@ class CrossModalConv(MessagePassing):
         num_relations (int): Number of relations (``graph.num_relations``).
         num_bases (int, optional): Basis decomposition size; :obj:`None`
             learns one full matrix per relation. (default: :obj:`None`)
-        aggr (str, optional): ``"mean"`` or ``"add"``. (default: :obj:`"mean"`)
+        aggr (str, optional): ``"mean"`` (over all incoming edges, see above)
+            or ``"add"``. (default: :obj:`"mean"`)
         root_weight (bool, optional): Add :math:`\mathbf{W}_{\mathrm{root}}
             \mathbf{x}_i`. (default: :obj:`True`)
         bias (bool, optional): Learn :math:`\mathbf{b}`. (default: :obj:`True`)
@@ -108,15 +128,16 @@ class CrossModalConv(MessagePassing):
     ) -> None:
         if aggr not in ("mean", "add"):
             raise ValueError(f"aggr must be 'mean' or 'add', got {aggr!r}")
-        # Messages are always summed here; the mean divides by the per-sample count of present neighbours.
+        # Messages are always summed (PyG's SumAggregation); the mean then divides by the per-sample
+        # count of present neighbours. conv.aggr still reports what was asked (PyG only reads it in __init__).
         super().__init__(aggr="add", node_dim=-2)
+        self.aggr = aggr
         self.fuse = bool(fuse)
         self._structure = IdentityCache()  # the (relation, target) layout of the last edges seen
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
         self.num_relations = check_positive_int(num_relations, "num_relations")
         self.num_bases = None if num_bases is None else check_positive_int(num_bases, "num_bases")
-        self.mean = aggr == "mean"
         if num_bases is None:
             self.weight = nn.Parameter(torch.empty(num_relations, in_channels, out_channels))
             self.register_parameter("comp", None)
@@ -137,6 +158,11 @@ class CrossModalConv(MessagePassing):
             glorot(self.root.weight)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+
+    @property
+    def mean(self) -> bool:
+        """Whether the aggregation is the mean over all incoming edges (``aggr == "mean"``)."""
+        return self.aggr == "mean"
 
     def relation_weights(self) -> Tensor:
         """``[num_relations, F_in, F_out]``, composed from the bases if there are any."""
@@ -246,6 +272,6 @@ class CrossModalConv(MessagePassing):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-            f"num_relations={self.num_relations}, num_bases={self.num_bases}, aggr={'mean' if self.mean else 'add'}, "
+            f"num_relations={self.num_relations}, num_bases={self.num_bases}, aggr={self.aggr}, "
             f"fuse={self.fuse})"
         )
