@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from wsfusion._io import atomic_write
-from wsfusion.bench import routing
+from wsfusion.bench import routing, routing_plot
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "results" / "routing"
 
@@ -91,7 +91,7 @@ def report(out: Path, plot: bool = True) -> str:
                               f"| {_fmt(r['ms_per_step'], '.0f')} |")
             parts.append(_per_seed_table(placement, name, summary, rows))
             if plot and placement == "random" and name == names[0]:  # the default options, or the only ones
-                routing.plot(summary, out / "routing.png", cost_rows)
+                routing_plot.plot(summary, out / "routing.png", cost_rows)
     if cost_rows:
         parts.append("### cost per training step\n\n| T | topology | edges | ms/step | peak MB | reach bound |\n"
                      "|---:|---|---:|---:|---:|---:|")

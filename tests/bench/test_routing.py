@@ -4,8 +4,9 @@ import networkx as nx
 import pytest
 import torch
 
-from wsfusion.bench import routing
+from wsfusion.bench import routing, routing_task
 from wsfusion.data import CrossModalRelay
+from wsfusion.train.attention_rewiring import rewire_attention_graph
 
 T, K = 24, 8
 N = 3 * T
@@ -34,8 +35,8 @@ def test_path_statistics_equal_networkx_and_are_estimated_beyond_the_exact_size(
     g = graph.to_networkx()
     assert exact["paths_exact"] and exact["diameter"] == nx.diameter(g)
     assert exact["avg_path_length"] == pytest.approx(nx.average_shortest_path_length(g))
-    monkeypatch.setattr(routing, "EXACT_PATHS_MAX_NODES", 10)
-    monkeypatch.setattr(routing, "PATH_SOURCES", 40)
+    monkeypatch.setattr(routing_task, "EXACT_PATHS_MAX_NODES", 10)  # where path_statistics reads them
+    monkeypatch.setattr(routing_task, "PATH_SOURCES", 40)
     estimated = routing.path_statistics(graph)
     assert not estimated["paths_exact"] and estimated["diameter"] <= exact["diameter"]
     assert estimated["avg_path_length"] == pytest.approx(exact["avg_path_length"], rel=0.1)
@@ -113,7 +114,8 @@ def test_a_finished_sweep_is_reused_and_a_changed_one_is_not(tmp_path, monkeypat
 
 def test_learned_beta_gets_a_gradient_keeps_one_beta_across_lengths_and_is_scored_on_a_ws_sample():
     torch.manual_seed(0)
-    short, long = routing.build_topology("learned-0.3", 8, 4, 0), routing.build_topology("learned-0.3", 16, 4, 0)
+    short = routing.build_topology("learned-0.3", 8, 4, 0)
+    long = short.with_nodes({m: 16 for m in CrossModalRelay.modalities})  # what the curriculum does
     model = routing.RoutingModel(8, 16, 2, 2, 4, short)
     model.set_graph(long)
     assert long.beta_logit is short.beta_logit
@@ -200,7 +202,7 @@ def test_rewiring_drops_the_edges_the_loss_needs_least_and_grows_as_many(mode):
     labels = torch.randint(0, 16, (6,))
     generator = torch.Generator().manual_seed(3)
     state = generator.get_state()
-    new = routing.rewire_attention(model, graph, inputs, labels, 0.25, mode, generator, pool=2)
+    new = rewire_attention_graph(model, graph, (inputs, None, {}, labels), 0.25, mode, generator, pool=2)
 
     old_keys = torch.unique(undirected_keys(graph.edge_index, n))
     new_keys = torch.unique(undirected_keys(new.edge_index, n))
@@ -239,7 +241,7 @@ def test_rewired_rows_keep_the_edge_budget_and_report_no_beta():
     assert row["edges"] == lattice.num_edges and row["beta"] is None
     assert row["avg_path_length"] != routing.path_statistics(lattice)["avg_path_length"]  # it did rewire
     with pytest.raises(ValueError, match=r"mode must be one of \['set', 'rigl'\], got 'magnitude'"):
-        routing.rewire_attention(None, lattice, {}, torch.zeros(1), 0.1, "magnitude", torch.Generator())
+        rewire_attention_graph(None, lattice, ({}, None, {}, torch.zeros(1)), 0.1, "magnitude", torch.Generator())
 
 
 def test_processes_sharing_a_rows_file_keep_each_others_rows(tmp_path, monkeypatch):
@@ -250,7 +252,7 @@ def test_processes_sharing_a_rows_file_keep_each_others_rows(tmp_path, monkeypat
     def run_one_while_another_process_saves(topology, tokens, seed, **options):
         row = original(topology, tokens, seed, **options)
         other = {**row, "seed": 99}  # what a second process, sharing the file, saved meanwhile
-        routing._save_row(out, other, lambda saved: False)
+        routing._save_row(out, other)
         return row
 
     monkeypatch.setattr(routing, "run_one", run_one_while_another_process_saves)

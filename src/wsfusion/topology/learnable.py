@@ -298,6 +298,23 @@ class LearnableWSGraph(nn.Module):
             order=self.order, ring_order=self.ring_order.cpu(),
         )
 
+    def with_nodes(self, nodes: Mapping[str, int]) -> "LearnableWSGraph":
+        """The same learnable topology over other node counts, **sharing** this graph's ``beta_logit``
+        parameter (the same tensor, so an optimiser that holds it trains both): a curriculum over
+        sequence lengths learns one beta. Candidates are drawn anew for ``nodes`` from the same seed;
+        the temperature schedule and options carry over. Per-edge logits depend on the candidates,
+        so a graph with ``edge_logits=True`` cannot be carried over (``ValueError``)."""
+        if self.edge_logit is not None:
+            raise ValueError("with_nodes shares beta only: a graph with edge_logits=True has per-candidate "
+                             "parameters that do not exist for other node counts")
+        graph = type(self)(nodes, self.k, self.beta_init, seed=self.seed, order=self.order, per_pair=self.per_pair,
+                           temperature=self.temperature_start, final_temperature=self.temperature_end, hard=self.hard)
+        if graph.beta_logit.shape != self.beta_logit.shape:
+            raise ValueError(f"with_nodes keeps the modality pairs: {list(nodes)} has other pairs than {list(self.nodes)}")
+        graph.beta_logit = self.beta_logit
+        graph.temperature = self.temperature
+        return graph.to(self.beta_logit.device)
+
     def extra_repr(self) -> str:
         return (
             f"num_nodes={self.num_nodes}, k={self.k}, beta={self.mean_beta():.3f}, lattice={self.num_lattice}, "

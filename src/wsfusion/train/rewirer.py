@@ -1,4 +1,5 @@
-r"""Dynamic sparse rewiring of :class:`~wsfusion.nn.WSLinear` layers during training (SET / RigL).
+r"""Dynamic sparse rewiring during training (SET / RigL): of :class:`~wsfusion.nn.WSLinear` layers' edges,
+or of the graph attention layers run on (``edges="attention"``, :mod:`wsfusion.train.attention_rewiring`).
 
 Every :math:`\Delta T` steps a fraction :math:`\alpha_t` of each watched
 layer's edges with the smallest weight magnitude is dropped, and as many
@@ -27,15 +28,18 @@ from wsfusion.graphs._edges import (
     is_symmetric,
     sample_non_edges,
 )
+from wsfusion.graphs import CrossModalGraph
 from wsfusion.nn import WSLinear
 from wsfusion.topology import rewire_
 from wsfusion.train import distributed
+from wsfusion.train.attention_rewiring import rewire_attention_graph, with_edges
 from wsfusion.train.callbacks import Callback
+from wsfusion.train.config import REWIRE_MODES as MODES  # the regrowth rules (TrainConfig.rewire's choices)
 
-__all__ = ["Rewirer", "MODES"]
+__all__ = ["Rewirer", "MODES", "EDGES"]
 
-#: Regrowth rules understood by :class:`Rewirer`.
-MODES = ("set", "rigl")
+#: What a :class:`Rewirer` rewires: ``WSLinear`` weights' edges, or an attention model's graph.
+EDGES = ("weights", "attention")
 
 
 class Rewirer(Callback):
@@ -98,6 +102,17 @@ class Rewirer(Callback):
         pool_factor (int): RigL candidate pool size per grown edge above it.
         optimizer (torch.optim.Optimizer, optional): whose state follows the
             edges (default: ``trainer.optimizer``).
+        edges (str): ``"weights"`` (the default: the edges of ``WSLinear``
+            layers, as above) or ``"attention"``: the graph of a model that
+            runs attention over it (an
+            :class:`~wsfusion.train.attention_rewiring.EdgeGatedModel`, e.g. the
+            routing benchmark's), whose edges have no weights. Its edges are
+            scored on the step's batch (``trainer.batch``) by the loss gradient
+            of a gate on each edge (the first-order loss change of removing an
+            edge, or of opening a non-edge for RigL) over a pool of
+            ``pool_factor`` sampled non-edges per edge; the schedule
+            :math:`\alpha_t` is the same. ``symmetric`` must be ``True``, and the
+            rewired graph is in the state (a resumed run continues on it).
     """
 
     def __init__(
@@ -114,7 +129,14 @@ class Rewirer(Callback):
         dense_max_nodes: int = 1024,
         pool_factor: int = 10,
         optimizer: torch.optim.Optimizer | None = None,
+        edges: str = "weights",
     ) -> None:
+        if edges not in EDGES:
+            raise ValueError(f"edges must be one of {EDGES}, got {edges!r}")
+        if edges == "attention" and not symmetric:
+            raise ValueError("edges='attention' rewires undirected graphs: symmetric must be True")
+        self.edges = edges
+        self.model: Any = None  # the EdgeGatedModel of edges="attention"
         self.delta_t = check_int(delta_t, "delta_t", 1)
         self.alpha = check_fraction(alpha, "alpha", "(0, 1)")
         if mode not in MODES:
@@ -168,10 +190,33 @@ class Rewirer(Callback):
 
     def on_fit_start(self, trainer: Any) -> None:
         """Attach to ``trainer.model`` (if no layers yet) and use ``trainer.optimizer``."""
-        if not self.layers:
+        if self.edges == "attention":
+            if self.model is None:
+                self.attach_graph_model(distributed.unwrap(trainer.model))
+        elif not self.layers:
             self.attach(distributed.unwrap(trainer.model))
         if self.optimizer is None:
             self.optimizer = getattr(trainer, "optimizer", None)
+
+    def attach_graph_model(self, model: nn.Module) -> "Rewirer":
+        """Rewire ``model.graph`` (``edges="attention"``): ``model`` is an
+        :class:`~wsfusion.train.attention_rewiring.EdgeGatedModel`."""
+        if self.edges != "attention":
+            raise ValueError("attach_graph_model is for edges='attention'; WSLinear layers attach with attach()")
+        if not isinstance(getattr(model, "graph", None), CrossModalGraph) or not callable(getattr(model, "set_graph", None)):
+            raise TypeError(f"Rewirer(edges='attention') rewires a model's graph: {type(model).__name__} needs a "
+                            "CrossModalGraph attribute `graph`, a `set_graph(graph)` method and a forward taking "
+                            "`edges=(edge_index, edge_weight)`")
+        self.model = model
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._apply_state(pending)
+        return self
+
+    def on_train_start(self, trainer: Any) -> None:
+        """Re-apply a loaded state: after a resume the model is rebuilt on its first graph."""
+        if self._pending is not None and self.edges == "attention":
+            self.on_fit_start(trainer)
 
     def _capturing(self) -> bool:
         nxt = self.step + 1
@@ -216,13 +261,29 @@ class Rewirer(Callback):
                 self.end_step = max(1, int(self.end_fraction * total))
         self.step = int(step)
         if step % self.delta_t == 0 and self.end_step is not None and step < self.end_step:
-            self.rewire(self.fraction(step))
+            if self.edges == "attention":
+                self.rewire_graph(trainer.batch, self.fraction(step))
+            else:
+                self.rewire(self.fraction(step))
         if not self._capturing():
             self._captured.clear()
 
     # ------------------------------------------------------------------ #
     # the update
     # ------------------------------------------------------------------ #
+    def rewire_graph(self, batch: tuple[Any, Any, Any, Tensor], fraction: float) -> CrossModalGraph:
+        """Drop and regrow ``fraction`` of the attached model's graph edges now, scored on ``batch``
+        (``edges="attention"``); returns the new graph, which the model now runs on."""
+        if self.model is None:
+            raise RuntimeError("Rewirer(edges='attention') has no model: call attach_graph_model(model) first")
+        if batch is None:
+            raise RuntimeError("Rewirer(edges='attention') scores edges on the step's batch, and none was given")
+        graph = rewire_attention_graph(self.model, self.model.graph, batch, fraction, self.mode, self.generator,
+                                       self.pool_factor)
+        self.model.set_graph(graph)
+        self.num_updates += 1
+        return graph
+
     @torch.no_grad()
     def rewire(self, fraction: float) -> list[int]:
         """Drop and regrow ``fraction`` of every watched layer's edges now; returns the edges changed per layer
@@ -316,17 +377,25 @@ class Rewirer(Callback):
             "num_updates": self.num_updates,
             "end_step": self.end_step if self.end_step is not None else -1,
             "generator": self.generator.get_state(),
-            "edge_index": [layer.edge_index.detach().cpu().clone() for layer in self.layers],
+            "edge_index": ([self.model.graph.edge_index.cpu().clone()] if self.edges == "attention" and self.model
+                           else [layer.edge_index.detach().cpu().clone() for layer in self.layers]),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.layers:
+        if self.layers or self.model is not None:
             self._apply_state(state)
         else:
             self._pending = state
 
     def _apply_state(self, state: dict[str, Any]) -> None:
         edges = state["edge_index"]
+        if self.edges == "attention":
+            self.step, self.num_updates = int(state["step"]), int(state["num_updates"])
+            self.end_step = None if int(state["end_step"]) < 0 else int(state["end_step"])
+            self.generator.set_state(state["generator"])
+            if edges:
+                self.model.set_graph(with_edges(self.model.graph, edges[0]))
+            return
         if len(edges) != len(self.layers):
             raise ValueError(f"the state holds edges for {len(edges)} layers, but {len(self.layers)} are watched")
         self.step = int(state["step"])
