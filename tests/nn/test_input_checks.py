@@ -68,3 +68,41 @@ def test_a_graph_is_copied_to_the_device_once():
 def test_a_graph_and_its_tensors_give_the_same_output(conv):
     x = torch.randn(2, 10, 4)
     assert torch.equal(conv(x, GRAPH), conv(x, GRAPH.edge_index, GRAPH.edge_type))
+
+
+def test_the_check_cache_keeps_every_live_tensor_and_forgets_freed_ones(monkeypatch):
+    from wsfusion.nn import _inputs
+
+    conv = CrossModalConv(4, 4, num_relations=GRAPH.num_relations)
+    x = torch.randn(10, 4)
+    edge_type = GRAPH.edge_type  # a copy: keep this one
+    first = GRAPH.edge_index.clone()
+    conv(x, first, edge_type)
+    live = [GRAPH.edge_index.clone() for _ in range(1100)]  # more checked tensors than any fixed cap
+    for i in range(len(live)):
+        _inputs.resolve_edges("test", live[i], None, 10, 10, torch.device("cpu"))  # the conv's range check
+    calls = count_reductions(monkeypatch)
+    conv(x, first, edge_type)
+    assert calls == []  # still remembered: nothing is cleared wholesale
+    monkeypatch.undo()  # the counter holds the tensors it saw
+    size = len(_inputs._CHECKED)
+    del live
+    assert len(_inputs._CHECKED) <= size - 1100  # freed tensors leave the table at once
+    for _ in range(50):
+        conv(x, GRAPH.edge_index.clone(), edge_type)
+    assert len(_inputs._CHECKED) <= size - 1100 + 1
+
+
+def test_a_new_tensor_at_a_freed_tensors_id_is_checked():
+    from wsfusion.nn._inputs import CheckedTensors
+
+    checked = CheckedTensors()
+    t = torch.zeros(3)
+    checked.remember(t, ("a",))
+    assert checked.passed(t, ("a",)) and not checked.passed(t, ("b",))
+    checked.remember(t, ("b",))
+    assert checked.passed(t, ("a",)) and checked.passed(t, ("b",))
+    t.add_(1)
+    assert not checked.passed(t, ("a",))  # changed in place: every pass forgotten
+    del t
+    assert len(checked) == 0

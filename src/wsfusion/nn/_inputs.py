@@ -127,8 +127,50 @@ def resolve_edges(
     return edge_index.to(device), None if edge_type is None else edge_type.to(device)
 
 
-#: (id(tensor), what it was checked against) -> (weak reference, tensor version at the check).
-_CHECKED: dict[tuple[int, tuple[Any, ...]], tuple[weakref.ref, int]] = {}
+class CheckedTensors:
+    """Which tensors passed which argument check, for as long as they live unchanged.
+
+    One entry per tensor object: a weak reference, the in-place ``_version``
+    at the check and the set of checks it passed (``against``: what it was
+    checked against, e.g. ``("nodes", N_src, N_dst)``). The weak reference's
+    callback drops the entry when the tensor is freed, so the table holds
+    exactly the live checked tensors (no size cap, no wholesale clearing), an
+    ``id()`` reused by a new tensor never inherits a pass, and an in-place
+    change (a new ``_version``) forgets every pass of that tensor.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref, int, set[tuple[Any, ...]]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def passed(self, t: Tensor, against: tuple[Any, ...]) -> bool:
+        """Whether ``t`` itself, unchanged since, passed the check ``against``."""
+        entry = self._entries.get(id(t))
+        return entry is not None and entry[0]() is t and entry[1] == t._version and against in entry[2]
+
+    def remember(self, t: Tensor, against: tuple[Any, ...]) -> None:
+        """Record that ``t`` (as it is now) passed the check ``against``."""
+        key, version = id(t), t._version
+        entry = self._entries.get(key)
+        if entry is not None and entry[0]() is t and entry[1] == version:
+            entry[2].add(against)
+            return
+        entries = self._entries
+
+        def forget(ref: weakref.ref, key: int = key) -> None:
+            current = entries.get(key)
+            if current is not None and current[0] is ref:
+                del entries[key]
+
+        self._entries[key] = (weakref.ref(t, forget), version, {against})
+
+
+#: The range checks passed by live, unchanged index tensors (shared by every layer).
+_CHECKED = CheckedTensors()
 
 
 def checked_once(t: Tensor, against: tuple[Any, ...]) -> bool:
@@ -137,16 +179,13 @@ def checked_once(t: Tensor, against: tuple[Any, ...]) -> bool:
     Range checks on index tensors need a device sync (``int(t.max())``); a
     layer called with the same buffers every step then checks them once.
     """
-    entry = _CHECKED.get((id(t), against))
-    return entry is not None and entry[0]() is t and entry[1] == t._version
+    return _CHECKED.passed(t, against)
 
 
 def _remember(t: Tensor, against: tuple[Any, ...]) -> None:
     if torch.compiler.is_compiling():
         return
-    if len(_CHECKED) > 1024:  # dead entries of freed tensors
-        _CHECKED.clear()
-    _CHECKED[(id(t), against)] = (weakref.ref(t), t._version)
+    _CHECKED.remember(t, against)
 
 
 def _check_one(layer: str, x: object, in_channels: int, what: str) -> Tensor:
