@@ -13,15 +13,35 @@
 
 Every dataset yields ``(inputs: dict[str, Tensor], label)`` and exposes
 ``modalities``, ``modality_shapes`` and ``num_classes`` to build a model.
+
+The datasets that ``wsfusion train`` / ``compare`` (and :class:`wsfusion.train.TrainConfig`) name
+are registered: :func:`build` gives a dataset's three splits by name, :func:`layout` its shapes and
+classes without its data, :func:`available` the names (see ``docs/data.md`` to add one).
 """
 
 from wsfusion.data.av_digits import AVDigits
+from wsfusion.data.base import SPLITS, InMemoryDataset, Layout, Splits, check_split
 from wsfusion.data.corruptions import drop_modality, gaussian_noise, modality_dropout
+from wsfusion.data.registry import available, build, check_options, layout, options, register
 from wsfusion.data.relay import CrossModalRelay
 from wsfusion.data.sources import ENV_VAR, SOURCES, DataSource, data_dir, fetch, fetch_all
-from wsfusion.data.synthetic import KINDS, NOTEBOOK_SHAPES, SyntheticTriModal
+from wsfusion.data.synthetic import KINDS, NOTEBOOK_SHAPES, SyntheticTriModal, synthetic_split
+
+register("av-digits", layout=AVDigits.layout)(AVDigits)
+register("synthetic", layout=SyntheticTriModal.layout)(synthetic_split)
 
 __all__ = [
+    "build",
+    "available",
+    "layout",
+    "options",
+    "check_options",
+    "register",
+    "InMemoryDataset",
+    "Layout",
+    "Splits",
+    "SPLITS",
+    "check_split",
     "AVDigits",
     "SyntheticTriModal",
     "CrossModalRelay",

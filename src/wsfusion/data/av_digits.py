@@ -13,22 +13,18 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from wsfusion._validation import check_int, check_positive_int
+from wsfusion.data.base import SPLITS, Layout, check_split
 from wsfusion.data.sources import fetch
 
 __all__ = ["AVDigits"]
 
-SPLITS = ("train", "val", "test")
 FRACTIONS = (0.7, 0.1, 0.2)
 NUM_MFCC = 13
+#: Audio frames after padding / truncation (the default of ``num_frames``).
+NUM_FRAMES = 48
 # Independent random streams derived from the seed, so that e.g. the hard
 # noise never changes which samples land in which split.
 _STREAM_IMAGE_SPLIT, _STREAM_AUDIO_SPLIT, _STREAM_PAIRING, _STREAM_NOISE = range(4)
-
-
-def check_split(split: object) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-    return split  # type: ignore[return-value]
 
 
 @functools.lru_cache(maxsize=2)
@@ -258,7 +254,7 @@ class AVDigits(Dataset):
         hard: bool = False,
         root: str | os.PathLike[str] | None = None,
         seed: int = 0,
-        num_frames: int = 48,
+        num_frames: int = NUM_FRAMES,
         download: bool = True,
     ) -> None:
         self.split = check_split(split)
@@ -287,10 +283,14 @@ class AVDigits(Dataset):
         self.visual_std: float = stats["visual_std"]
         self.audio_mean = torch.from_numpy(stats["audio_mean"].copy())
         self.audio_std = torch.from_numpy(stats["audio_std"].copy())
-        self.modality_shapes: dict[str, tuple[int, ...]] = {
-            "visual": (1, 28, 28),
-            "audio": (1, NUM_MFCC, self.num_frames),
-        }
+        self.modality_shapes: dict[str, tuple[int, ...]] = self.layout(num_frames=self.num_frames).modality_shapes
+
+    @classmethod
+    def layout(cls, num_frames: int = NUM_FRAMES) -> Layout:
+        """The per-sample shapes and the number of classes for ``num_frames``, without reading any file:
+        ``({"visual": (1, 28, 28), "audio": (1, 13, num_frames)}, 10)``."""
+        frames = check_positive_int(num_frames, "num_frames")
+        return Layout({"visual": (1, 28, 28), "audio": (1, NUM_MFCC, frames)}, cls.num_classes)
 
     @property
     def inputs(self) -> dict[str, Tensor]:

@@ -8,7 +8,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from wsfusion._validation import check_int, check_positive_int, check_positive_number
-from wsfusion.data.av_digits import SPLITS, check_split
+from wsfusion.data.base import SPLITS, check_split
 
 __all__ = ["CrossModalRelay", "RELAY_MODALITIES", "RELAY_LABELS", "RELAY_PLACEMENTS"]
 

@@ -12,9 +12,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from wsfusion._validation import check_int, check_positive_int, format_shape
-from wsfusion.data.av_digits import SPLITS, check_split
+from wsfusion.data.base import SPLITS, Layout, check_split
 
-__all__ = ["SyntheticTriModal", "KINDS", "NOTEBOOK_SHAPES"]
+__all__ = ["SyntheticTriModal", "synthetic_split", "KINDS", "NOTEBOOK_SHAPES"]
 
 #: The label structures, in the order used by :attr:`SyntheticTriModal.sample_kind`.
 KINDS = ("redundancy", "uniqueness", "synergy")
@@ -178,10 +178,7 @@ class SyntheticTriModal(Dataset):
         self.split = check_split(split)
         self.seed = check_int(seed, "seed", 0)
         self.num_samples = check_positive_int(num_samples, "num_samples")
-        self.num_classes = check_positive_int(num_classes, "num_classes")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes!r}")
-        self.modality_shapes = _check_shapes(NOTEBOOK_SHAPES if modality_shapes is None else modality_shapes)
+        self.modality_shapes, self.num_classes = self.layout(modality_shapes, num_classes)
         self.modalities = tuple(self.modality_shapes)
         self.kind_weights = dict(zip(KINDS, _check_kind(kind).tolist()))
         self.kind = kind if isinstance(kind, str) else dict(kind)
@@ -227,6 +224,15 @@ class SyntheticTriModal(Dataset):
             noise = torch.from_numpy(rng.standard_normal((n, *shape), dtype=np.float32))
             self.data[m] = self.signal * self.prototypes[m][self.latents[m]] + self.noise_std * noise
 
+    @staticmethod
+    def layout(modality_shapes: Mapping[str, Sequence[int]] | None = None, num_classes: int = 10) -> Layout:
+        """The checked per-sample shapes (:obj:`None`: :data:`NOTEBOOK_SHAPES`) and number of classes,
+        without generating any sample."""
+        classes = check_positive_int(num_classes, "num_classes")
+        if classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes!r}")
+        return Layout(_check_shapes(NOTEBOOK_SHAPES if modality_shapes is None else modality_shapes), classes)
+
     @property
     def inputs(self) -> dict[str, Tensor]:
         """The whole split as one batch ``{m: (N, *shape)}``."""
@@ -244,3 +250,30 @@ class SyntheticTriModal(Dataset):
             f"{type(self).__name__}(split={self.split!r}, kind={self.kind!r}, num_samples={self.num_samples}, "
             f"num_classes={self.num_classes}, {shapes})"
         )
+
+
+def synthetic_split(
+    split: str = "train",
+    *,
+    kind: str | Mapping[str, float] = "synergy",
+    num_samples: int = 1000,
+    num_classes: int = 10,
+    modality_shapes: Mapping[str, Sequence[int]] | None = None,
+    signal: float = 1.0,
+    noise_std: float = 1.0,
+    informative: str | None = None,
+    synergy: Sequence[str] | None = None,
+    seed: int = 0,
+) -> SyntheticTriModal:
+    """One split of the registered ``"synthetic"`` dataset (:func:`wsfusion.data.build`).
+
+    ``num_samples`` is the size of the ``"train"`` split; ``"val"`` and ``"test"`` get a quarter of it
+    each (at least one sample), as :attr:`wsfusion.train.TrainConfig.synthetic_samples` says. Every
+    other option is :class:`SyntheticTriModal`'s, with its default.
+    """
+    split = check_split(split)
+    train_size = check_positive_int(num_samples, "num_samples")
+    size = train_size if split == "train" else max(train_size // 4, 1)
+    return SyntheticTriModal(split, kind=kind, num_samples=size, num_classes=num_classes,
+                             modality_shapes=modality_shapes, signal=signal, noise_std=noise_std,
+                             informative=informative, synergy=synergy, seed=seed)
