@@ -164,6 +164,13 @@ def check_positive_number(value: object, name: str) -> float:
     return float(value)
 
 
+def check_non_negative_number(value: object, name: str) -> float:
+    """A finite real number ``>= 0`` (a weight decay, a warm-up length)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) or value < 0:
+        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+    return float(value)
+
+
 def check_heads(dim: object, dim_name: str, heads: object, heads_name: str) -> tuple[int, int]:
     """Both positive integers and ``heads`` divides ``dim`` (multi-head attention)."""
     dim, heads = check_positive_int(dim, dim_name), check_positive_int(heads, heads_name)

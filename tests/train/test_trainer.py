@@ -197,7 +197,7 @@ def test_config_validation():
         TrainConfig(data="mnist")
     with pytest.raises(ValueError, match=r"epochs must be a positive integer, got 0"):
         TrainConfig(epochs=0)
-    with pytest.raises(ValueError, match=r"modality_dropout must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"modality_dropout must be a number in \[0, 1\), got 1.0"):
         TrainConfig(modality_dropout=1.0)
     with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['lrate'\]"):
         TrainConfig.from_dict({"lrate": 1.0})

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wsfusion._validation import check_fraction, check_int, check_positive_number
+from wsfusion import data as data_registry
+from wsfusion._validation import (
+    check_fraction,
+    check_int,
+    check_non_negative_number,
+    check_positive_int,
+    check_positive_number,
+    check_probability,
+)
 
-DATASETS = ("av-digits", "synthetic")
+#: The fields of :class:`TrainConfig` that set an option of a registered dataset (dataset -> option ->
+#: field). Any other option is set through :attr:`TrainConfig.data_options`, and ``seed`` reaches every
+#: dataset that has a ``seed`` option (see :meth:`TrainConfig.dataset_options`).
+DATASET_FIELDS: dict[str, dict[str, str]] = {
+    "av-digits": {"hard": "hard"},
+    "synthetic": {"kind": "synthetic_kind", "num_samples": "synthetic_samples",
+                  "modality_shapes": "synthetic_shapes", "num_classes": "synthetic_classes"},
+}
+#: Regrowth rules of :attr:`TrainConfig.rewire` (and of :class:`~wsfusion.train.Rewirer`, which reads them here).
+REWIRE_MODES = ("set", "rigl")
 #: Training precisions: ``"32"`` (float32), ``"bf16"`` and ``"16"`` (mixed precision under
 #: ``torch.autocast`` with bfloat16 / float16; float16 with a gradient scaler).
 PRECISIONS = ("32", "bf16", "16")
@@ -22,7 +39,11 @@ class TrainConfig:
     """One training run.
 
     Args:
-        data: ``"av-digits"`` (real image + audio pairs) or ``"synthetic"``.
+        data: A name from :func:`wsfusion.data.available`: ``"av-digits"`` (real image + audio pairs)
+            or ``"synthetic"``.
+        data_options: Keyword options of that dataset (:func:`wsfusion.data.options`) beyond those
+            that the fields below set (:data:`DATASET_FIELDS`) and the ``seed``, e.g.
+            ``{"num_frames": 32}`` for AV-digits or ``{"noise_std": 2.0}`` for the synthetic data.
         hard: The noisy AV-digits variant where neither modality alone suffices.
         synthetic_kind: Label structure of the synthetic data
             (``"redundancy"``, ``"uniqueness"``, ``"synergy"``).
@@ -104,10 +125,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     precision: str = "32"
+    data_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.data not in DATASETS:
-            raise ValueError(f"data must be one of {DATASETS}, got {self.data!r}")
+        if self.data not in data_registry.available():
+            raise ValueError(f"data must be one of {data_registry.available()}, got {self.data!r}")
+        self._check_data_options()
         if self.precision in (32, 16) and not isinstance(self.precision, bool):
             object.__setattr__(self, "precision", str(self.precision))
         if self.lr_schedule not in LR_SCHEDULES:
@@ -116,26 +139,19 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("epochs", "batch_size", "feature_dim", "fused_dim", "synthetic_samples", "synthetic_classes",
                      "rewire_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
         check_positive_number(self.lr, "lr")
         if self.topology_lr is not None:
             check_positive_number(self.topology_lr, "topology_lr (or None)")
         check_int(self.seed, "seed", 0)
         check_fraction(self.rewire_alpha, "rewire_alpha", "(0, 1)")
         for name in ("weight_decay", "warmup_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-                raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
-        from wsfusion.train.rewirer import MODES as REWIRE_MODES
-
+            check_non_negative_number(getattr(self, name), name)
+        if self.patience is not None:
+            object.__setattr__(self, "patience", check_positive_int(self.patience, "patience (or None)"))
         if self.rewire is not None and self.rewire not in REWIRE_MODES:
             raise ValueError(f"rewire must be None or one of {REWIRE_MODES}, got {self.rewire!r}")
-        if not 0.0 <= self.modality_dropout < 1.0:
-            raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout!r}")
+        check_probability(self.modality_dropout, "modality_dropout")
         from wsfusion.encoders import POOLS
 
         if self.encoder_pool not in POOLS:
@@ -145,6 +161,27 @@ class TrainConfig:
                 raise ValueError(f"modalities must be a non-empty list of distinct names or None, got {self.modalities!r}")
             object.__setattr__(self, "modalities", [str(m) for m in self.modalities])
         object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
+
+    def _check_data_options(self) -> None:
+        """``data_options`` names options of :attr:`data` that no field sets; kept as a plain dict."""
+        if not isinstance(self.data_options, Mapping):
+            raise TypeError(f"data_options must be a mapping option -> value, got {type(self.data_options).__name__}")
+        data_registry.check_options(self.data, self.data_options)
+        fields = {**DATASET_FIELDS.get(self.data, {}), "seed": "seed"}
+        for option in self.data_options:
+            if option in fields:
+                raise ValueError(f"data_options sets {option!r}, which the TrainConfig field {fields[option]!r} sets "
+                                 f"for data={self.data!r}; set that field instead")
+        object.__setattr__(self, "data_options", dict(self.data_options))
+
+    def dataset_options(self) -> dict[str, Any]:
+        """The keyword options of :func:`wsfusion.data.build` (and :func:`wsfusion.data.layout`) for
+        :attr:`data` this run sets: its fields of :data:`DATASET_FIELDS`, ``seed`` where the dataset takes
+        one, and :attr:`data_options`."""
+        options = {option: getattr(self, name) for option, name in DATASET_FIELDS.get(self.data, {}).items()}
+        if "seed" in data_registry.options(self.data):
+            options["seed"] = self.seed
+        return {**options, **self.data_options}
 
     def model_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`wsfusion.models.build_model` this run sets."""
