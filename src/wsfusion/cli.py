@@ -215,14 +215,18 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``compare`` (fields of TrainConfig, with its defaults)."""
+    from wsfusion import data
     from wsfusion.data.synthetic import KINDS as SYNTHETIC_KINDS
     from wsfusion.encoders import POOLS
     from wsfusion.train import REWIRE_MODES
-    from wsfusion.train.config import DATASETS, PRECISIONS, TrainConfig
+    from wsfusion.train.config import PRECISIONS, TrainConfig
 
     d = TrainConfig()
     patience = "none" if d.patience is None else d.patience
-    p.add_argument("--data", choices=DATASETS, default="av-digits", help="dataset (default: av-digits)")
+    p.add_argument("--data", choices=data.available(), default="av-digits",
+                   help="dataset, a name of wsfusion.data.available() (default: av-digits)")
+    p.add_argument("--data-option", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option, repeatable (e.g. --data-option num_frames=32; see wsfusion.data.options)")
     p.add_argument("--hard", action="store_true", help="AV-digits with noise on both modalities")
     p.add_argument("--synthetic-kind", choices=SYNTHETIC_KINDS, default=d.synthetic_kind,
                    help=f"label structure of --data synthetic (default: {d.synthetic_kind})")
@@ -259,7 +263,7 @@ def _config(args: argparse.Namespace, **extra: object):
     from wsfusion.train import TrainConfig
 
     return TrainConfig(
-        data=args.data, hard=args.hard, synthetic_kind=args.synthetic_kind,
+        data=args.data, data_options=dict(args.data_option), hard=args.hard, synthetic_kind=args.synthetic_kind,
         synthetic_samples=args.synthetic_samples, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience,
         modality_dropout=args.modality_dropout, rewire=args.rewire, rewire_every=args.rewire_every,
