@@ -14,6 +14,9 @@ from wsfusion._validation import (
     format_shape,
 )
 
+#: The values of :attr:`FusionModule.check_finite`.
+FINITE_CHECKS = ("auto", "sync", "async", "off")
+
 
 class FusionModule(nn.Module):
     r"""Base class of every fusion strategy: one interface for any number of modalities.
@@ -34,6 +37,10 @@ class FusionModule(nn.Module):
     documented per module; the baselines replace it by zeros unless they say
     otherwise.
 
+    Non-finite features (NaN, inf) are refused, as :attr:`check_finite` says:
+    by default with a ``ValueError`` naming the modality on CPU, and on a CUDA
+    device without the host sync that such an error needs on every step.
+
     Args:
         modality_dims (Mapping[str, int]): Feature size ``D_m`` of each
             modality, in the order used for concatenation.
@@ -51,6 +58,19 @@ class FusionModule(nn.Module):
     #: ``"baseline"``, ``"ws"`` (fusion over a Watts–Strogatz graph) or
     #: ``"unimodal"``: how ``compare`` groups rows and picks the best baseline.
     family: str = "baseline"
+    #: How :meth:`check_inputs` refuses non-finite features (set it on a module or a subclass):
+    #:
+    #: * ``"auto"`` (default): ``"sync"`` on CPU (nothing to wait for), ``"async"`` on CUDA;
+    #: * ``"sync"``: a ``ValueError`` naming the modality, at the cost of one device sync per
+    #:   forward on a GPU (a debugging setting there);
+    #: * ``"async"``: :func:`torch._assert_async` per modality, no host sync. On CUDA a
+    #:   non-finite input stops the run at the next synchronisation as a device-side assert,
+    #:   which ends the process's CUDA context (restart it, then rerun with ``"sync"`` to see
+    #:   which modality); on CPU it is a ``RuntimeError`` naming the modality;
+    #: * ``"off"``: no check.
+    #:
+    #: Skipped while ``torch.compile`` traces, in every mode.
+    check_finite: str = "auto"
 
     def __init__(self, modality_dims: Mapping[str, int], out_dim: int, allow_missing: bool = False) -> None:
         super().__init__()
@@ -95,7 +115,7 @@ class FusionModule(nn.Module):
             if not x.is_floating_point():
                 raise TypeError(f"{what}: {name!r} features must be floating point, got dtype {x.dtype}")
             sizes[name] = x.shape[0]
-        check_all_finite(features, what)
+        self._check_finite(features, what)
         batch = check_batch_sizes(sizes, what)
         device = next(iter(features.values())).device
         full_mask = self._check_mask(mask, batch, device, what)
@@ -103,6 +123,21 @@ class FusionModule(nn.Module):
             if name not in features:
                 full_mask[name] = torch.zeros(batch, dtype=torch.bool, device=device)
         return batch, full_mask
+
+    def _check_finite(self, features: Mapping[str, Tensor], what: str) -> None:
+        mode = self.check_finite
+        if mode not in FINITE_CHECKS:
+            raise ValueError(f"{what}: check_finite must be one of {FINITE_CHECKS}, got {mode!r}")
+        if mode == "off" or not features or torch.compiler.is_compiling():
+            return
+        if mode == "auto":
+            mode = finite_check_for(next(iter(features.values())).device)
+        if mode == "sync":
+            check_all_finite(features, what)
+            return
+        for name, x in features.items():  # no host sync: the assert runs on the device
+            torch._assert_async(torch.isfinite(x).all(), f"{what}: {name!r} features contain non-finite values "
+                                                          "(NaN or inf); clean or mask the input before fusing")
 
     def check_token_mask(
         self, features: Mapping[str, Tensor], token_mask: Mapping[str, Tensor] | None
@@ -171,6 +206,12 @@ class FusionModule(nn.Module):
 
     def extra_repr(self) -> str:
         return f"modality_dims={self.modality_dims}, out_dim={self.out_dim}"
+
+
+def finite_check_for(device: torch.device) -> str:
+    """What ``check_finite="auto"`` does on ``device``: ``"async"`` on CUDA (no host sync per step),
+    ``"sync"`` elsewhere (a ``ValueError`` naming the modality; on CPU there is no device to wait for)."""
+    return "async" if torch.device(device).type == "cuda" else "sync"
 
 
 def reset_children(module: nn.Module) -> None:
