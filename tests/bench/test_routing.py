@@ -294,3 +294,30 @@ def test_bad_settings_are_named():
     inputs = {m: torch.randn(1, T, 8) for m in CrossModalRelay.modalities}
     with pytest.raises(ValueError, match="edges= needs a sparse model"):
         dense(inputs, edges=(torch.zeros(2, 0, dtype=torch.long), None))
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("topology", ["rigl", "learned-0.5", "ws-0.3"])
+def test_a_killed_run_resumes_to_the_same_row(tmp_path, monkeypatch, topology):
+    # Two curriculum stages and rewiring every step: the resumed run must restore the stage's graph, the rewired
+    # edges (the Rewirer's state) or the learned beta, and the fresh-sample schedule.
+    options = {**TINY, "k": 4, "epochs": 2, "curriculum": ((4, 2),), "rewire_every": 1, "topology_lr": 0.5}
+    whole = routing.run_one(topology, 8, 0, out=tmp_path / "whole", **options)
+    original = routing.StepTimer.on_step_end
+
+    def kill_in_the_last_epoch(self, trainer, step):  # resumes from the checkpoint inside the second stage
+        original(self, trainer, step)
+        if step == 3 * trainer.steps_per_epoch + 1:
+            raise Killed
+
+    monkeypatch.setattr(routing.StepTimer, "on_step_end", kill_in_the_last_epoch)
+    with pytest.raises(Killed):
+        routing.run_one(topology, 8, 0, out=tmp_path / "killed", **options)
+    monkeypatch.setattr(routing.StepTimer, "on_step_end", original)
+    resumed = routing.run_one(topology, 8, 0, out=tmp_path / "killed", **options)
+    for key in ("test_acc", "train_label_acc", "edges", "avg_path_length", "diameter", "beta"):
+        assert resumed[key] == whole[key], key
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in whole["history"]]

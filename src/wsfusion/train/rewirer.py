@@ -208,15 +208,15 @@ class Rewirer(Callback):
                             "CrossModalGraph attribute `graph`, a `set_graph(graph)` method and a forward taking "
                             "`edges=(edge_index, edge_weight)`")
         self.model = model
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._apply_state(pending)
         return self
 
     def on_train_start(self, trainer: Any) -> None:
-        """Re-apply a loaded state: after a resume the model is rebuilt on its first graph."""
+        """Re-apply a loaded state (``edges="attention"``): the resumed model runs on the rewired graph. Pass a
+        callback that sets the model's graph (a curriculum) before this one."""
         if self._pending is not None and self.edges == "attention":
             self.on_fit_start(trainer)
+            pending, self._pending = self._pending, None
+            self._apply_state(pending)
 
     def _capturing(self) -> bool:
         nxt = self.step + 1
@@ -382,7 +382,10 @@ class Rewirer(Callback):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.layers or self.model is not None:
+        if self.edges == "attention":
+            self._pending = state  # applied in on_train_start, once a data schedule has set the graph it rewires
+            return
+        if self.layers:
             self._apply_state(state)
         else:
             self._pending = state
