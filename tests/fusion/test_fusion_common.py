@@ -22,7 +22,7 @@ SMALL = {
     "ws-dense": dict(nodes_per_modality=8, k=4),
     "ws-sparse": dict(nodes_per_modality=8, k=4, num_layers=2),
     "ws-gnn": dict(segments=3, node_dim=8, k=4),
-    "ws-transformer": dict(embed_dim=8, num_heads=2, k=2),
+    "ws-transformer": dict(node_dim=8, heads=2, k=2),
 }
 # Every fusion over several modalities (UnimodalFusion takes one and has tests of its own).
 NAMES = tuple(n for n in fusion.available() if fusion.fusion_class(n).family != "unimodal")

@@ -16,7 +16,7 @@ TOKEN_FUSIONS = {
     "attention": dict(embed_dim=8, num_heads=2),
     "transformer": dict(embed_dim=8, num_heads=2),
     "ws-gnn": dict(tokens=TOKENS, node_dim=8, k=4, conv="attention"),
-    "ws-transformer": dict(tokens=TOKENS, embed_dim=8, num_heads=2, k=4),
+    "ws-transformer": dict(tokens=TOKENS, node_dim=8, heads=2, k=4),
 }
 
 
@@ -78,8 +78,8 @@ def test_ws_transformer_is_the_documented_blocks():
     """Every step written out by hand on a tiny graph: projections, pre-norm sparse attention, FFN, readout."""
     torch.manual_seed(0)
     graph = ws_cross_modal_graph({"visual": 3, "audio": 3}, k=2, beta=0.0, seed=0, order="interleaved")
-    module = WSTransformerFusion({"visual": 5, "audio": 4}, 3, tokens={"visual": 3, "audio": 3}, embed_dim=4,
-                                 num_heads=2, num_layers=2, graph=graph).eval()
+    module = WSTransformerFusion({"visual": 5, "audio": 4}, 3, tokens={"visual": 3, "audio": 3}, node_dim=4,
+                                 heads=2, num_layers=2, graph=graph).eval()
     x = {"visual": torch.randn(2, 3, 5), "audio": torch.randn(2, 3, 4)}
     h = torch.cat([module.proj["visual"](x["visual"]), module.proj["audio"](x["audio"])], dim=1)
     h = h + module.modality_embedding[graph.node_modality]
@@ -128,3 +128,18 @@ def test_unimodal_fusion():
     torch.testing.assert_close(same({"audio": x}, mask={"audio": missing})[1], torch.zeros(6))
     with pytest.raises(ValueError, match=r"UnimodalFusion takes exactly one modality, got \['visual', 'audio'\]"):
         UnimodalFusion({"visual": 3, "audio": 3}, 3)
+
+
+def test_ws_transformer_spells_its_options_as_its_parent():
+    import inspect
+
+    from wsfusion.fusion import WSGraphFusion
+
+    own = set(inspect.signature(WSTransformerFusion).parameters)
+    assert own <= set(inspect.signature(WSGraphFusion).parameters), own - set(inspect.signature(WSGraphFusion).parameters)
+    module = WSTransformerFusion({"visual": 5, "audio": 4}, 3, tokens={"visual": 3, "audio": 3}, node_dim=8, heads=2, k=2)
+    assert module.node_dim == 8 and module.convs[0].heads == 2 and module.ffns[0][0].out_features == 16
+    with pytest.raises(TypeError, match=r"fusion 'ws-transformer' has no option 'embed_dim'; options: tokens, node_dim, heads"):
+        fusion.build("ws-transformer", {"visual": 5, "audio": 4}, 3, tokens={"visual": 3, "audio": 3}, embed_dim=8)
+    with pytest.raises(ValueError, match=r"node_dim=6 must be divisible by heads=4"):
+        WSTransformerFusion({"visual": 5, "audio": 4}, 3, tokens={"visual": 3, "audio": 3}, node_dim=6)

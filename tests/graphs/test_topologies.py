@@ -61,7 +61,7 @@ def test_a_token_fusion_runs_on_a_registry_topology():
 
     tokens = {"visual": 6, "audio": 6}
     graph = graphs.build("bigbird", tokens, k=4, seed=0)
-    fusion = build("ws-transformer", {"visual": 5, "audio": 7}, 3, tokens=tokens, graph=graph, embed_dim=8, num_heads=2)
+    fusion = build("ws-transformer", {"visual": 5, "audio": 7}, 3, tokens=tokens, graph=graph, node_dim=8, heads=2)
     assert fusion.graph is graph
     out = fusion({"visual": torch.randn(2, 6, 5), "audio": torch.randn(2, 6, 7)})
     assert out.shape == (2, 3) and torch.isfinite(out).all()

@@ -34,7 +34,7 @@ def network() -> MultiModalNetwork:
         "audio": AudioEncoder(n_freq=8, n_frames=12, out_dim=8, channels=(4, 4, 4)),
     }
     tokens = {m: e.num_tokens for m, e in encoders.items()}
-    fusion = build("ws-transformer", {m: 8 for m in encoders}, 5, tokens=tokens, embed_dim=8, num_heads=2, k=2)
+    fusion = build("ws-transformer", {m: 8 for m in encoders}, 5, tokens=tokens, node_dim=8, heads=2, k=2)
     return MultiModalNetwork(encoders, fusion)
 
 
@@ -55,7 +55,7 @@ CASES = {
     "ws-gnn": lambda: (build("ws-gnn", {"visual": 16, "audio": 16}, 10, segments=2, node_dim=8, k=2, dropout=0.0),
                        ({"visual": torch.randn(4, 16), "audio": torch.randn(4, 16)},), {}),
     "ws-transformer": lambda: (build("ws-transformer", {"visual": 16, "audio": 16}, 10, tokens={"visual": 6, "audio": 6},
-                                     embed_dim=8, num_heads=2, k=2, dropout=0.0),
+                                     node_dim=8, heads=2, k=2, dropout=0.0),
                                ({"visual": torch.randn(4, 6, 16), "audio": torch.randn(4, 6, 16)},), {}),
     "MultiModalNetwork": lambda: (network(), ({"visual": torch.randn(3, 1, 8, 8), "text": torch.randn(3, 5, 6),
                                                "audio": torch.randn(3, 1, 8, 12)},), {}),

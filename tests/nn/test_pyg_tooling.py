@@ -208,8 +208,8 @@ def modules_after_a_step():
     fusions = [
         (build("ws-gnn", {"visual": 8, "audio": 8}, 3, segments=2, node_dim=4, k=2),
          {"visual": torch.randn(2, 8), "audio": torch.randn(2, 8)}),
-        (build("ws-transformer", {"visual": 8, "audio": 8}, 3, tokens={"visual": 4, "audio": 4}, embed_dim=4,
-               num_heads=2, k=2), {"visual": torch.randn(2, 4, 8), "audio": torch.randn(2, 4, 8)}),
+        (build("ws-transformer", {"visual": 8, "audio": 8}, 3, tokens={"visual": 4, "audio": 4}, node_dim=4,
+               heads=2, k=2), {"visual": torch.randn(2, 4, 8), "audio": torch.randn(2, 4, 8)}),
     ]
     layers = [
         (CrossModalConv(5, 6, GRAPH.num_relations), (torch.randn(2, N, 5), GRAPH.edge_index, GRAPH.edge_type)),

@@ -184,7 +184,7 @@ def test_compare_trains_and_evaluates_at_the_base_precision(tmp_path, monkeypatc
 @pytest.mark.parametrize("fusion, options", [
     ("ws-sparse", {"nodes_per_modality": 8, "k": 4}),
     ("ws-gnn", {"segments": 2, "node_dim": 8, "k": 2}),
-    ("ws-transformer", {"embed_dim": 8, "num_heads": 2, "num_layers": 1, "k": 4}),
+    ("ws-transformer", {"node_dim": 8, "heads": 2, "num_layers": 1, "k": 4}),
 ])
 def test_graph_fusions_train_under_mixed_precision(tmp_path, fusion, options, precision):
     config = CONFIG.replace(fusion=fusion, fusion_options=options, precision=precision, epochs=1)
@@ -198,7 +198,7 @@ def test_a_short_graph_fusion_run_resumes_on_each_device(tmp_path, device, preci
     """The device-parametrised train + resume that ``make gpu-check`` runs on ``cuda``: a killed
     ws-transformer run resumes to the uninterrupted one (exactly on CPU; CUDA's scatter-adds are not
     deterministic, so there to float tolerance)."""
-    options = {"embed_dim": 8, "num_heads": 2, "num_layers": 1, "k": 4}
+    options = {"node_dim": 8, "heads": 2, "num_layers": 1, "k": 4}
     config = CONFIG.replace(fusion="ws-transformer", fusion_options=options, precision=precision, epochs=2, device=device)
     full, full_model = train(config, tmp_path / "full", datasets=DATA, progress=False)
     with pytest.raises(KeyboardInterrupt):

@@ -40,7 +40,7 @@ def _cases(device: torch.device, tokens: int, batch: int) -> dict[str, tuple[nn.
         f"CrossModalConv {n:,} nodes": (CrossModalConv(64, 64, token_ws.num_relations), lambda m: m(x_tok, token_ws)),
         f"CrossModalAttentionConv {n:,} tokens": (CrossModalAttentionConv(64, 64, heads=4), lambda m: m(x_tok, token_ws)),
         f"ws-transformer {n:,} tokens": (build("ws-transformer", {m: 64 for m in per_modality}, 10, k=8, tokens=per_modality,
-                                               **options),
+                                               node_dim=64, heads=4, num_layers=2),
                                          lambda m: m(feats)),
         f"transformer (dense) {n:,} tokens": (build("transformer", {m: 64 for m in per_modality}, 10, **options),
                                               lambda m: m(feats)),

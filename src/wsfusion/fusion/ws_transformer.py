@@ -11,8 +11,9 @@ class WSTransformerFusion(WSGraphFusion):
     r"""A small-world sparse Transformer over every modality's tokens: ``transformer`` with WS attention.
 
     The WS-sparse counterpart of :class:`~wsfusion.fusion.MultiModalTransformer`
-    at equal width (``embed_dim``), depth (``num_layers``), heads and
-    feed-forward size (``2 * embed_dim``), so that the pair isolates *dense*
+    at equal width (``node_dim``, the dense one's ``embed_dim``), depth
+    (``num_layers``), heads (``heads``, its ``num_heads``) and feed-forward size
+    (``2 * node_dim``), so that the pair isolates *dense*
     against *small-world sparse* attention. Every token of every modality is
     one node of a Watts–Strogatz ring (``order="interleaved"`` by default, so
     modalities alternate around the ring and cross-modal edges exist even at
@@ -30,7 +31,7 @@ class WSTransformerFusion(WSGraphFusion):
     where the dense Transformer reads a ``[CLS]`` token) give the output.
     Attention costs :math:`O(N k)` score pairs per head instead of the dense
     :math:`O(N^2)`. It is :class:`WSGraphFusion` with ``tokens``,
-    ``conv="attention"``, ``norm="pre"``, ``ffn_dim=2 * embed_dim`` and
+    ``conv="attention"``, ``norm="pre"``, ``ffn_dim=2 * node_dim`` and
     ``readout="attention"``; missing modalities and padded tokens are removed
     from the graph, not zero-filled. Mark padding with ``token_mask``
     (:obj:`True` = a real token) or, with PyTorch's polarity,
@@ -44,8 +45,11 @@ class WSTransformerFusion(WSGraphFusion):
         tokens (Mapping[str, int]): Token count of each modality, e.g.
             ``{"visual": 16, "audio": 12}``: each encoder's ``num_tokens``
             (:func:`wsfusion.train.build_model` fills it in from the encoders).
-        embed_dim (int, optional): Width. (default: :obj:`128`)
-        num_heads (int, optional): Attention heads. (default: :obj:`4`)
+        node_dim (int, optional): Width, features per token node (the
+            parent's ``node_dim``; ``transformer``'s ``embed_dim``).
+            (default: :obj:`128`)
+        heads (int, optional): Attention heads (``transformer``'s
+            ``num_heads``). (default: :obj:`4`)
         num_layers (int, optional): Blocks. (default: :obj:`2`)
         k (int, optional): WS ring degree, even and smaller than the total
             token count (lower it for short sequences). (default: :obj:`8`)
@@ -75,8 +79,8 @@ class WSTransformerFusion(WSGraphFusion):
         modality_dims: Mapping[str, int],
         out_dim: int,
         tokens: Mapping[str, int],
-        embed_dim: int = 128,
-        num_heads: int = 4,
+        node_dim: int = 128,
+        heads: int = 4,
         num_layers: int = 2,
         k: int = 8,
         beta: float = 0.3,
@@ -86,10 +90,10 @@ class WSTransformerFusion(WSGraphFusion):
         dropout: float = 0.1,
         allow_missing: bool = False,
     ) -> None:
-        embed_dim, num_heads = check_heads(embed_dim, "embed_dim", num_heads, "num_heads")
+        node_dim, heads = check_heads(node_dim, "node_dim", heads, "heads")
         super().__init__(
-            modality_dims, out_dim, tokens=tokens, node_dim=embed_dim, conv="attention", num_layers=num_layers,
-            heads=num_heads, readout="attention", k=k, beta=beta, seed=seed, order=order, graph=graph,
-            dropout=dropout, allow_missing=allow_missing, norm="pre", ffn_dim=2 * embed_dim,
+            modality_dims, out_dim, tokens=tokens, node_dim=node_dim, conv="attention", num_layers=num_layers,
+            heads=heads, readout="attention", k=k, beta=beta, seed=seed, order=order, graph=graph,
+            dropout=dropout, allow_missing=allow_missing, norm="pre", ffn_dim=2 * node_dim,
             attention_dropout=dropout,
         )
