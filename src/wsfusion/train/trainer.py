@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from wsfusion import data as data_registry
 from wsfusion._io import atomic_write_text
 from wsfusion._validation import check_device
 from wsfusion.models import MultiModalNetwork, build_model
@@ -125,18 +126,9 @@ def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractC
 
 
 def build_datasets(config: TrainConfig) -> tuple[InMemoryDataset, InMemoryDataset, InMemoryDataset]:
-    """Train, validation and test splits for ``config.data``."""
-    from wsfusion import data
-
-    if config.data == "av-digits":
-        return tuple(data.AVDigits(split, hard=config.hard, seed=config.seed) for split in ("train", "val", "test"))  # type: ignore[return-value]
-    sizes = {"train": config.synthetic_samples, "val": max(config.synthetic_samples // 4, 1),
-             "test": max(config.synthetic_samples // 4, 1)}
-    return tuple(  # type: ignore[return-value]
-        data.SyntheticTriModal(split, num_samples=sizes[split], kind=config.synthetic_kind, seed=config.seed,
-                               modality_shapes=config.synthetic_shapes, num_classes=config.synthetic_classes)
-        for split in ("train", "val", "test")
-    )
+    """Train, validation and test splits for ``config.data``: :func:`wsfusion.data.build` with the config's
+    :meth:`~wsfusion.train.TrainConfig.dataset_options`."""
+    return data_registry.build(config.data, **config.dataset_options())
 
 
 def model_for(config: TrainConfig, modality_shapes: Mapping[str, tuple[int, ...]], num_classes: int) -> MultiModalNetwork:
@@ -146,17 +138,9 @@ def model_for(config: TrainConfig, modality_shapes: Mapping[str, tuple[int, ...]
 
 def data_layout(config: TrainConfig) -> tuple[dict[str, tuple[int, ...]], int]:
     """The per-sample shape of each modality of ``config.data`` and its number of classes, without loading
-    the data (nor downloading AV-digits): what :func:`wsfusion.models.build_model` needs."""
-    if config.data == "av-digits":
-        from wsfusion.data.av_digits import NUM_MFCC, AVDigits
-
-        frames = inspect.signature(AVDigits).parameters["num_frames"].default
-        return {"visual": (1, 28, 28), "audio": (1, NUM_MFCC, frames)}, AVDigits.num_classes
-    from wsfusion.data import NOTEBOOK_SHAPES
-    from wsfusion.data.synthetic import _check_shapes
-
-    shapes = _check_shapes(NOTEBOOK_SHAPES if config.synthetic_shapes is None else config.synthetic_shapes)
-    return {m: tuple(s) for m, s in shapes.items()}, config.synthetic_classes
+    the data (nor downloading AV-digits): what :func:`wsfusion.models.build_model` needs
+    (:func:`wsfusion.data.layout` with the config's :meth:`~wsfusion.train.TrainConfig.dataset_options`)."""
+    return data_registry.layout(config.data, **config.dataset_options())
 
 
 def check_config(config: TrainConfig) -> None:
