@@ -11,10 +11,10 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,61 +29,26 @@ from wsfusion.topology import LearnableWSGraph
 from wsfusion.train import distributed
 from wsfusion.train.callbacks import Callback, TemperatureSchedule
 from wsfusion.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from wsfusion.train.batching import (
+    Batch,
+    InMemoryDataset,
+    ModalitySubset,
+    batch_input_mask,
+    batch_on_device,
+    batches,
+    input_masks,
+    select_modalities,
+)
 from wsfusion.train.config import PRECISIONS, TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
 
-
-class InMemoryDataset(Protocol):
-    """What the trainer needs of a dataset: the whole split as tensors.
-
-    ``input_masks`` (optional) marks the real positions of padded sequences,
-    ``{m: (N, L_m)}`` bool (e.g. AV-digits' audio frames).
-    """
-
-    inputs: Mapping[str, Tensor]
-    labels: Tensor
-    modality_shapes: Mapping[str, tuple[int, ...]]
-    num_classes: int
-
-
-@dataclass(frozen=True)
-class ModalitySubset:
-    """A dataset restricted to some of its modalities (a view: no tensor is copied)."""
-
-    inputs: Mapping[str, Tensor]
-    labels: Tensor
-    modality_shapes: Mapping[str, tuple[int, ...]]
-    num_classes: int
-    input_masks: Mapping[str, Tensor]
-
-
-def input_masks(dataset: InMemoryDataset) -> Mapping[str, Tensor]:
-    """The dataset's padding masks ``{m: (N, L_m)}`` (empty when it has none)."""
-    return getattr(dataset, "input_masks", {})
-
-
-def batch_input_mask(dataset: InMemoryDataset, index: Tensor, device: torch.device | str) -> dict[str, Tensor]:
-    """The padding masks of the samples ``index`` (a batch from :func:`batches`), on ``device``."""
-    return {m: v[index].to(device) for m, v in input_masks(dataset).items()}
-
-
-def select_modalities(dataset: InMemoryDataset, modalities: Sequence[str] | None) -> InMemoryDataset:
-    """``dataset`` with only ``modalities`` (all of them for ``None``)."""
-    if modalities is None:
-        return dataset
-    unknown = [m for m in modalities if m not in dataset.inputs]
-    if unknown:
-        raise ValueError(f"modality {unknown[0]!r} is not in the data; it has {list(dataset.inputs)}")
-    return ModalitySubset(
-        inputs={m: dataset.inputs[m] for m in modalities},
-        labels=dataset.labels,
-        modality_shapes={m: dataset.modality_shapes[m] for m in modalities},
-        num_classes=dataset.num_classes,
-        input_masks={m: v for m, v in input_masks(dataset).items() if m in modalities},
-    )
+__all__ = ["Trainer", "train", "evaluate", "batches", "batch_on_device", "forward_loss", "Batch", "InMemoryDataset",
+           "ModalitySubset", "input_masks", "batch_input_mask", "select_modalities", "check_config", "build_datasets",
+           "data_layout", "model_for", "parameter_groups", "warmup_cosine", "lr_factor", "autocast", "check_precision",
+           "resolve_device", "CHECKPOINT", "METRICS", "RESULT"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -173,41 +138,6 @@ def check_config(config: TrainConfig) -> None:
                              "(the ws-sparse fusion has them)")
         Rewirer(delta_t=config.rewire_every, alpha=config.rewire_alpha, mode=config.rewire,
                 seed=config.seed).attach(model)
-
-
-def batches(
-    dataset: InMemoryDataset, batch_size: int, *, generator: torch.Generator | None = None,
-    rank: int = 0, world_size: int = 1,
-) -> Iterator[tuple[dict[str, Tensor], Tensor, Tensor]]:
-    """``(inputs, labels, index)`` batches; shuffled when a generator is given.
-
-    The batch's padding masks are :func:`batch_input_mask` of ``index``.
-
-    With several ranks each takes every ``world_size``-th sample of the same
-    permutation, padded by wrapping around so all ranks run the same number
-    of steps (as ``DistributedSampler`` does).
-    """
-    n = dataset.labels.numel()
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    if world_size > 1:
-        per_rank = math.ceil(n / world_size)
-        order = torch.cat([order, order[: per_rank * world_size - n]])[rank::world_size]
-    for start in range(0, order.numel(), batch_size):
-        index = order[start : start + batch_size]
-        yield {m: x[index] for m, x in dataset.inputs.items()}, dataset.labels[index], index
-
-
-Batch = tuple[dict[str, Tensor], "dict[str, Tensor] | None", dict[str, Tensor], Tensor]
-"""``(inputs, mask, input_mask, labels)`` on the device: what the model and the loss take."""
-
-
-def batch_on_device(dataset: InMemoryDataset, inputs: Mapping[str, Tensor], labels: Tensor, index: Tensor,
-                    mask: Mapping[str, Tensor] | None, device: torch.device | str) -> Batch:
-    """A batch of :func:`batches` (with the ``mask`` of a corruption or modality dropout) moved to ``device``,
-    with its padding masks."""
-    return ({m: x.to(device) for m, x in inputs.items()},
-            None if mask is None else {m: v.to(device) for m, v in mask.items()},
-            batch_input_mask(dataset, index, device), labels.to(device))
 
 
 def forward_loss(model: nn.Module, batch: Batch, device: torch.device | str, precision: str,
