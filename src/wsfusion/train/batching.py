@@ -5,23 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
-
-class InMemoryDataset(Protocol):
-    """What the trainer needs of a dataset: the whole split as tensors.
-
-    ``input_masks`` (optional) marks the real positions of padded sequences,
-    ``{m: (N, L_m)}`` bool (e.g. AV-digits' audio frames).
-    """
-
-    inputs: Mapping[str, Tensor]
-    labels: Tensor
-    modality_shapes: Mapping[str, tuple[int, ...]]
-    num_classes: int
+from wsfusion.data import InMemoryDataset
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-
 from pathlib import Path
 from typing import Any
 
