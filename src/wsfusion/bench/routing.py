@@ -100,6 +100,7 @@ class RelayCurriculum(Callback):
         self.topology, self.stages, self.k, self.seed = topology, stages, k, seed
         self.train_samples, self.val_samples, self.make_split = train_samples, val_samples, make_split
         self.current: int | None = None
+        self._last: dict[str, tuple[tuple[int, int, int], ModalitySubset]] = {}
 
     def stage_of(self, epoch: int) -> int:
         ends = np.cumsum([e for _, e in self.stages])
@@ -107,10 +108,18 @@ class RelayCurriculum(Callback):
 
     def train_split(self, epoch: int) -> ModalitySubset:
         tokens = self.stages[self.stage_of(epoch)][0]
-        return in_memory(self.make_split("train", tokens, self.train_samples, self.seed * 1_000_003 + epoch + 1))
+        return self._split("train", tokens, self.train_samples, self.seed * 1_000_003 + epoch + 1)
 
     def val_split(self, stage: int) -> ModalitySubset:
-        return in_memory(self.make_split("val", self.stages[stage][0], self.val_samples, self.seed))
+        return self._split("val", self.stages[stage][0], self.val_samples, self.seed)
+
+    def _split(self, name: str, tokens: int, samples: int, data_seed: int) -> ModalitySubset:
+        # The trainer starts on the first epoch's splits and the schedule then asks for them again:
+        # the last split of each name is kept, so none is generated twice.
+        key = (tokens, samples, data_seed)
+        if self._last.get(name, (None,))[0] != key:
+            self._last[name] = (key, in_memory(self.make_split(name, tokens, samples, data_seed)))
+        return self._last[name][1]
 
     def graph_for(self, model: RoutingModel, tokens: int) -> CrossModalGraph | LearnableWSGraph | None:
         if isinstance(model.graph, LearnableWSGraph):
@@ -199,6 +208,7 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
 
     torch.manual_seed(seed)
     test = split("test", tokens, test_samples, seed)
+    test_set = in_memory(test)  # generated once: every access to test.inputs draws the samples again
     first = build_topology(topology, stages[0][0], k, seed)
     model = RoutingModel(test.feature_dim, width, heads, layers, test.num_labels, first)
     learned = isinstance(first, LearnableWSGraph)
@@ -213,17 +223,17 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
                          lr_schedule="constant", warmup_epochs=0.0, topology_lr=topology_lr if learned else None,
                          seed=seed, device=str(device))
     result, model = train(config, out, resume=out is not None, model=model, callbacks=callbacks, progress=False,
-                          datasets=(schedule.train_split(0), schedule.val_split(0), in_memory(test)))
+                          datasets=(schedule.train_split(0), schedule.val_split(0), test_set))
     model.eval()
     with torch.no_grad():
         predicted = torch.cat([model({m: x.to(device) for m, x in inputs.items()}).argmax(-1).cpu()
-                               for inputs, _, _ in batches(in_memory(test), 256)])
+                               for inputs, _, _ in batches(test_set, 256)])
     labels = test.labels
     correct_label = int((predicted == labels).sum())
     if label == "sum":
         predicted, labels = test.pair_to_sum(predicted), test.pair_to_sum(labels)
     evaluated = model.eval_graph if learned else model.graph
-    sample = {m: x[:batch_size].to(device) for m, x in in_memory(test).inputs.items()}
+    sample = {m: x[:batch_size].to(device) for m, x in test_set.inputs.items()}
     sample_labels = test.labels[:batch_size].to(device)
     model.train()
 
