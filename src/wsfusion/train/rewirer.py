@@ -392,19 +392,16 @@ class Rewirer(Callback):
 
     def _apply_state(self, state: dict[str, Any]) -> None:
         edges = state["edge_index"]
-        if self.edges == "attention":
-            self.step, self.num_updates = int(state["step"]), int(state["num_updates"])
-            self.end_step = None if int(state["end_step"]) < 0 else int(state["end_step"])
-            self.generator.set_state(state["generator"])
-            if edges:
-                self.model.set_graph(with_edges(self.model.graph, edges[0]))
-            return
-        if len(edges) != len(self.layers):
+        if self.edges == "weights" and len(edges) != len(self.layers):
             raise ValueError(f"the state holds edges for {len(edges)} layers, but {len(self.layers)} are watched")
         self.step = int(state["step"])
         self.num_updates = int(state["num_updates"])
         self.end_step = None if int(state["end_step"]) < 0 else int(state["end_step"])
         self.generator.set_state(state["generator"])
+        if self.edges == "attention":
+            if edges:
+                self.model.set_graph(with_edges(self.model.graph, edges[0]))
+            return
         for layer, ei in zip(self.layers, edges):
             ei = canonical_edge_index(ei, layer.num_nodes, symmetric=False)
             if ei.size(1) == layer.weight.numel():
