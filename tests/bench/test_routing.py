@@ -184,7 +184,7 @@ def test_the_report_script_reads_saved_rows_and_draws_the_plot(tmp_path):
 
 
 def _loss_with_gates(model, inputs, labels, keys, gates, n):
-    from wsfusion.graphs._edges import both_directions, decode_undirected
+    from wsfusion.graphs.edges import both_directions, decode_undirected
 
     edge_index, pair_id = both_directions(decode_undirected(keys, n), n)
     return torch.nn.functional.cross_entropy(model(inputs, edges=(edge_index, gates[pair_id])), labels).item()
@@ -192,7 +192,7 @@ def _loss_with_gates(model, inputs, labels, keys, gates, n):
 
 @pytest.mark.parametrize("mode", ["set", "rigl"])
 def test_rewiring_drops_the_edges_the_loss_needs_least_and_grows_as_many(mode):
-    from wsfusion.graphs._edges import sample_non_edges, undirected_keys
+    from wsfusion.graphs.edges import sample_non_edges, undirected_keys
 
     torch.manual_seed(0)
     tokens, n = 4, 12

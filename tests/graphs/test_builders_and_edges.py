@@ -1,4 +1,4 @@
-"""Property checks of ``ring_lattice`` and of the private edge-set utilities (``wsfusion.graphs._edges``)."""
+"""Property checks of ``ring_lattice`` and of the public edge-set utilities (``wsfusion.graphs.edges``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsfusion.graphs import CrossModalGraph, interleaved_ring_order, ring_lattice, ws_cross_modal_graph
-from wsfusion.graphs._edges import (
+from wsfusion.graphs.edges import (
     both_directions,
     canonical_edge_index,
     decode_directed,

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsfusion import graphs
-from wsfusion.graphs._edges import is_symmetric
+from wsfusion.graphs.edges import is_symmetric
 
 nodes_strategy = st.dictionaries(st.sampled_from(["visual", "text", "audio"]), st.integers(4, 24), min_size=1)
 

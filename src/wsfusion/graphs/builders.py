@@ -46,7 +46,7 @@ from wsfusion.graphs._checks import (
     check_vocabulary,
     _is_int,
 )
-from wsfusion.graphs._edges import sort_edge_index
+from wsfusion.graphs.edges import sort_edge_index
 from wsfusion.graphs.graph import CrossModalGraph
 
 __all__ = ["ORDERS", "interleaved_ring_order", "ring_lattice", "token_graph", "ws_cross_modal_graph"]

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from wsfusion.graphs._checks import check_nodes, check_order, check_ring_order, check_vocabulary
-from wsfusion.graphs._edges import canonical_edge_index
+from wsfusion.graphs.edges import canonical_edge_index
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     import networkx as nx

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from wsfusion.graphs._checks import check_seed
-from wsfusion.graphs._edges import decode_undirected, sample_non_edges, undirected_keys
+from wsfusion.graphs.edges import decode_undirected, sample_non_edges, undirected_keys
 from wsfusion.graphs.builders import interleaved_ring_order, ring_lattice, token_graph
 from wsfusion.graphs.graph import CrossModalGraph
 

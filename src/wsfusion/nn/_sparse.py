@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from wsfusion.graphs._edges import directed_keys, reverse_keys
+from wsfusion.graphs.edges import directed_keys, reverse_keys
 
 _HALF = (torch.float16, torch.bfloat16)
 

@@ -9,7 +9,7 @@ from torch_geometric.nn import MessagePassing
 
 from wsfusion._validation import format_shape
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.graphs._edges import canonical_edge_index, is_symmetric
+from wsfusion.graphs.edges import canonical_edge_index, is_symmetric
 from wsfusion.nn._inputs import _PROPAGATE_HOOKS, takes_kernel_path
 from wsfusion.nn._sparse import CSRStructure, compute_dtype, csr_structure, csr_tensor, edge_weighted_spmm, node_major
 from wsfusion.nn.init import in_degree_uniform_

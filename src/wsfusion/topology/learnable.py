@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from wsfusion._validation import check_fraction, check_int, check_positive_number
 from wsfusion.graphs import CrossModalGraph
 from wsfusion.graphs._checks import check_k, check_nodes, check_order
-from wsfusion.graphs._edges import (
+from wsfusion.graphs.edges import (
     both_directions,
     decode_undirected,
     directed_keys,

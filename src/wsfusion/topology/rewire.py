@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from wsfusion.graphs._edges import canonical_edge_index, directed_keys
+from wsfusion.graphs.edges import canonical_edge_index, directed_keys
 from wsfusion.nn import WSLinear
 
 __all__ = ["rewire_"]

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from wsfusion.graphs import CrossModalGraph
-from wsfusion.graphs._edges import both_directions, decode_undirected, sample_non_edges, undirected_keys
+from wsfusion.graphs.edges import both_directions, decode_undirected, sample_non_edges, undirected_keys
 
 __all__ = ["EdgeGatedModel", "rewire_attention_graph", "with_edges"]
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from wsfusion._validation import check_fraction, check_int
-from wsfusion.graphs._edges import (
+from wsfusion.graphs.edges import (
     ENUMERATE_MAX_PAIRS,
     canonical_edge_index,
     decode_directed,

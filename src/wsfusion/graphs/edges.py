@@ -9,9 +9,18 @@ Edges are handled as integer *keys* on :math:`N` nodes:
 * an undirected pair :math:`\{u, v\}`, :math:`u < v`, has the key
   :math:`u N + v`.
 
-Everything here is private to the package (``wsfusion.graphs``,
-``wsfusion.nn`` and ``wsfusion.topology`` import it); the public entry
-points are :class:`~wsfusion.graphs.CrossModalGraph` and the builders.
+This module is public: the graph builders, the sparse kernels
+(:mod:`wsfusion.nn`), the learnable topologies (:mod:`wsfusion.topology`)
+and the rewiring callbacks (:mod:`wsfusion.train`) all use it, and so may
+user code that edits edge sets. Import it as ``wsfusion.graphs.edges``;
+every name in ``__all__`` is part of the API.
+
+Example:
+    >>> import torch
+    >>> from wsfusion.graphs.edges import directed_keys, undirected_keys
+    >>> edge_index = torch.tensor([[0, 1], [1, 0]])  # 0 -> 1 and 1 -> 0
+    >>> directed_keys(edge_index, 3).tolist(), undirected_keys(edge_index, 3).tolist()
+    ([3, 1], [1, 1])
 """
 
 from __future__ import annotations
