@@ -17,7 +17,7 @@ import wsfusion
 SRC = Path(wsfusion.__file__).parent
 
 LAYER = {
-    "_validation": 0, "_io": 0,
+    "_validation": 0, "_io": 0, "_measure": 0,
     "graphs": 1, "data": 1,
     "nn": 2,
     "topology": 3,

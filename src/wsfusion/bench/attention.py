@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
+from wsfusion._measure import interleaved_medians, peak_memory_mb
 from wsfusion.bench.ws_linear import three_modalities
 from wsfusion.graphs import ws_cross_modal_graph
 from wsfusion.nn import CrossModalAttentionConv

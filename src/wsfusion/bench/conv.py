@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch_geometric.nn import FastRGCNConv, RGCNConv
 
-from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
+from wsfusion._measure import interleaved_medians, peak_memory_mb
 from wsfusion.bench.ws_linear import three_modalities
 from wsfusion.graphs import ws_cross_modal_graph
 from wsfusion.nn import CrossModalConv

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from wsfusion.bench._measure import _sync, interleaved_medians
+from wsfusion._measure import interleaved_medians, sync
 from wsfusion.bench.ws_linear import three_modalities
 from wsfusion.graphs import token_graph, ws_cross_modal_graph
 from wsfusion.nn import CrossModalAttentionConv, CrossModalConv, WSLinear
@@ -64,10 +64,10 @@ def run(tokens: int = 1024, batch: int = 4, reps: int = 7, device: str | torch.d
                 out.float().square().mean().backward()
             return run_once
 
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         step(compiled)()
-        _sync(device)
+        sync(device)
         compile_s = time.perf_counter() - start
         cases = {"eager": step(module), "compiled": step(compiled), "autocast bf16": step(module, autocast=True)}
         ms = interleaved_medians(cases, reps, device, warmup=1)

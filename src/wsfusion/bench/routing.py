@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from wsfusion._io import atomic_write_text
-from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
+from wsfusion._measure import interleaved_medians, peak_memory_mb, sync
 from wsfusion.bench.routing_task import (
     DEFAULT_CURRICULUM,
     EXACT_PATHS_MAX_NODES,
@@ -161,9 +161,7 @@ class StepTimer(Callback):
 
     def on_step_end(self, trainer: Any, step: int) -> None:
         if self._start is not None:
-            device = next(trainer.model.parameters()).device
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            sync(next(trainer.model.parameters()).device)
             self.ms.append((time.perf_counter() - self._start) * 1e3)
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric import EdgeIndex
 
-from wsfusion.bench._measure import interleaved_medians, peak_memory_mb
+from wsfusion._measure import interleaved_medians, peak_memory_mb
 from wsfusion.graphs import ws_cross_modal_graph
 from wsfusion.nn import WSLinear
 from wsfusion.nn._sparse import csr_tensor
