@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import statistics
 import sys
 import time
@@ -68,6 +67,7 @@ from wsfusion.graphs import CrossModalGraph
 from wsfusion.topology import LearnableWSGraph
 from wsfusion.train import Callback, Rewirer, TrainConfig, batches, train
 from wsfusion.train.runs import read_record, write_record
+from wsfusion.train.stats import ci95
 from wsfusion.train.trainer import ModalitySubset
 
 __all__ = [
@@ -371,8 +371,6 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Rows of different options or device types are never pooled: each combination is its own group
     (with its ``config``), so filter the rows first to report one experiment.
     """
-    from scipy import stats
-
     groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         setting = json.dumps([row.get("config"), row.get("device", "cpu")], sort_keys=True)
@@ -380,8 +378,7 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (tokens, topology, _), group in groups.items():
         accs = [r["test_acc"] for r in group]
-        half = (stats.t.ppf(0.975, len(accs) - 1) * statistics.stdev(accs) / math.sqrt(len(accs))
-                if len(accs) > 1 else None)
+        half = ci95(accs) if len(accs) > 1 else None
         betas = [r.get("beta") for r in group]
 
         def mean(key: str) -> float | None:
