@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor
+
+V = TypeVar("V")
 
 
 def format_shape(shape: Sequence[int | str]) -> str:
@@ -105,23 +108,67 @@ def check_batch_sizes(sizes: Mapping[str, int], what: str) -> int:
     return distinct.pop()
 
 
-def check_modality_dims(modality_dims: object, what: str) -> dict[str, int]:
-    """Validate a ``{modality: feature_dim}`` mapping given to a constructor."""
-    if not isinstance(modality_dims, Mapping) or not modality_dims:
-        raise ValueError(f"{what} needs a non-empty mapping modality -> feature dim, got {modality_dims!r}")
-    dims: dict[str, int] = {}
-    for name, dim in modality_dims.items():
+def check_modality_mapping(
+    mapping: object,
+    what: str,
+    value: Callable[[str, object], V],
+    *,
+    prefix: str = "",
+) -> dict[str, V]:
+    """A non-empty mapping modality name -> value, in the mapping's order (the one check of such mappings).
+
+    Args:
+        mapping (object): the argument to check.
+        what (str): the message when ``mapping`` is not a non-empty mapping,
+            completed by ``", got <type>"`` (e.g. ``"nodes must be a non-empty
+            mapping modality -> node count"``).
+        value (Callable[[str, object], V]): ``value(name, v)`` checks the value
+            of modality ``name``, raising ``ValueError`` with its own message,
+            and returns it normalised.
+        prefix (str): put before the messages about a modality name
+            (e.g. ``"EarlyFusion: "``). (default: ``""``)
+
+    Raises:
+        ValueError: ``mapping`` is not a mapping or is empty, a modality name
+            is not a non-empty string, or ``value`` refuses a value.
+    """
+    if not isinstance(mapping, Mapping) or not mapping:
+        got = "an empty mapping" if isinstance(mapping, Mapping) else type(mapping).__name__
+        raise ValueError(f"{what}, got {got}")
+    out: dict[str, V] = {}
+    for name, v in mapping.items():
         if not isinstance(name, str):
-            raise TypeError(f"{what}: modality names must be strings, got {name!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"{what}: modality {name!r} needs a positive integer feature dim, got {dim!r}")
-        dims[name] = dim
-    return dims
+            raise ValueError(f"{prefix}modality names must be strings, got {name!r} ({type(name).__name__})")
+        if not name:
+            raise ValueError(f"{prefix}modality names must be non-empty strings, got ''")
+        out[name] = value(name, v)
+    return out
+
+
+def check_modality_dims(modality_dims: object, what: str) -> dict[str, int]:
+    """Validate a ``{modality: feature_dim}`` mapping given to the constructor ``what``: positive integer dims."""
+
+    def dim(name: str, value: object) -> int:
+        if not is_int(value) or value < 1:  # type: ignore[operator]
+            raise ValueError(f"{what}: modality {name!r} needs a positive integer feature dim, got {value!r}")
+        return int(value)  # type: ignore[arg-type]
+
+    return check_modality_mapping(
+        modality_dims, f"{what} needs a non-empty mapping modality -> feature dim", dim, prefix=f"{what}: "
+    )
+
+
+def is_int(value: object) -> bool:
+    """Whether ``value`` is an integer (``int``, ``numpy.int64``, ...) other than a ``bool``.
+
+    ``bool`` is an :class:`numbers.Integral`, but ``True`` nodes or ``k=True`` is always a mistake.
+    """
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_int(value: object, name: str, minimum: int = 0) -> int:
-    """An integer ``>= minimum`` (``bool`` is refused: ``True`` nodes or ``k=True`` is always a mistake)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    """An integer ``>= minimum`` (``bool`` is refused, see :func:`is_int`)."""
+    if not is_int(value) or value < minimum:  # type: ignore[operator]
         what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)

@@ -6,8 +6,6 @@ normalised (plain ``int`` / ``float`` / ``str``).
 
 from __future__ import annotations
 
-import math
-import numbers
 import random
 from collections.abc import Mapping, Sequence, Set
 from typing import Any
@@ -15,15 +13,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from wsfusion._validation import check_fraction
+from wsfusion._validation import check_fraction, check_modality_mapping, is_int
 
 #: Ring layouts understood by :func:`~wsfusion.graphs.ws_cross_modal_graph`.
 ORDERS = ("blocked", "interleaved")
-
-
-def _is_int(value: Any) -> bool:
-    # bool is an Integral, but ``True`` nodes or ``k=True`` is always a mistake.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_nodes(nodes: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
@@ -32,28 +25,20 @@ def check_nodes(nodes: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
     A modality may have 0 nodes (it then owns no node and no edge); the
     total must be at least 1.
     """
-    if not isinstance(nodes, Mapping) or len(nodes) == 0:
-        got = type(nodes).__name__ if not isinstance(nodes, Mapping) else "an empty mapping"
-        raise ValueError(f"nodes must be a non-empty mapping modality -> node count, got {got}")
-    names: list[str] = []
-    counts: list[int] = []
-    for name, count in nodes.items():
-        if not isinstance(name, str):
-            raise ValueError(f"modality names must be strings, got {name!r} ({type(name).__name__})")
-        if not name:
-            raise ValueError("modality names must be non-empty strings, got ''")
-        if not _is_int(count):
+
+    def count(name: str, value: object) -> int:
+        if not is_int(value):
             raise ValueError(
-                f"modality {name!r} must have an integer node count, got {count!r} "
-                f"({type(count).__name__})"
+                f"modality {name!r} must have an integer node count, got {value!r} ({type(value).__name__})"
             )
-        if count < 0:
-            raise ValueError(f"modality {name!r} has {int(count)} nodes; node counts must be >= 0")
-        names.append(name)
-        counts.append(int(count))
-    if sum(counts) == 0:
-        raise ValueError(f"nodes {dict(zip(names, counts))} has no node at all; the graph needs at least 1")
-    return tuple(names), tuple(counts)
+        if value < 0:  # type: ignore[operator]
+            raise ValueError(f"modality {name!r} has {int(value)} nodes; node counts must be >= 0")  # type: ignore[arg-type]
+        return int(value)  # type: ignore[arg-type]
+
+    counts = check_modality_mapping(nodes, "nodes must be a non-empty mapping modality -> node count", count)
+    if sum(counts.values()) == 0:
+        raise ValueError(f"nodes {counts} has no node at all; the graph needs at least 1")
+    return tuple(counts), tuple(counts.values())
 
 
 def check_vocabulary(vocabulary: Any, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -83,7 +68,7 @@ def check_vocabulary(vocabulary: Any, names: tuple[str, ...]) -> tuple[str, ...]
 
 def check_k(k: Any, num_nodes: int) -> int:
     """An even integer ring degree with ``2 <= k < num_nodes``."""
-    if not _is_int(k):
+    if not is_int(k):
         raise ValueError(f"k must be an integer, got {k!r} ({type(k).__name__})")
     k = int(k)
     if k < 2:
@@ -107,7 +92,7 @@ def check_seed(seed: Any) -> int:
     if seed is None:
         # A fresh graph, but with its seed recorded so it can be rebuilt.
         return random.SystemRandom().randrange(2**32)
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
     return int(seed)
 
@@ -117,7 +102,6 @@ def check_order(order: Any) -> str:
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     return order
-
 
 
 def check_ring_order(ring_order: Any, num_nodes: int) -> Tensor:

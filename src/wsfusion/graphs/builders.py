@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from wsfusion._validation import check_positive_int
 from wsfusion.graphs._checks import (
     ORDERS,
     check_beta,
@@ -44,7 +45,6 @@ from wsfusion.graphs._checks import (
     check_ring_order,
     check_seed,
     check_vocabulary,
-    _is_int,
 )
 from wsfusion.graphs.edges import sort_edge_index
 from wsfusion.graphs.graph import CrossModalGraph
@@ -127,9 +127,7 @@ def ring_lattice(
         tensor([[1, 5, 0, 2],
                 [0, 0, 1, 1]])
     """
-    if not _is_int(num_nodes) or num_nodes < 1:
-        raise ValueError(f"num_nodes must be a positive integer, got {num_nodes!r}")
-    n = int(num_nodes)
+    n = check_positive_int(num_nodes, "num_nodes")
     k = check_k(k, n)
     ring = torch.arange(n) if ring_order is None else check_ring_order(ring_order, n)
     pos = torch.arange(n)

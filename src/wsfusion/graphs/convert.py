@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wsfusion.graphs._checks import _is_int, check_nodes, check_vocabulary
+from wsfusion._validation import is_int
+from wsfusion.graphs._checks import check_nodes, check_vocabulary
 from wsfusion.graphs.graph import CrossModalGraph
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
@@ -312,7 +313,7 @@ def from_networkx(
     if total != num_nodes:
         raise ValueError(f"nodes {dict(zip(names, counts))}: counts sum to {total}, the graph has {num_nodes} nodes")
 
-    if all(_is_int(u) for u in labels) and set(labels) == set(range(num_nodes)):
+    if all(is_int(u) for u in labels) and set(labels) == set(range(num_nodes)):
         base = sorted(labels)
     else:
         base = labels
