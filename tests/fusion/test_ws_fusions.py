@@ -1,11 +1,13 @@
 """The graph fusions: SparseWSFusion against its dense reference, WSGraphFusion and missing modalities."""
 
+import re
+
 import pytest
 import torch
 from torch_geometric.utils import subgraph
 
 from testing_helpers import assert_every_parameter_trains
-from wsfusion import fusion
+from wsfusion import fusion, graphs
 from wsfusion.fusion import MaskedWSFusion, SparseWSFusion, WSGraphFusion
 from wsfusion.graphs import ws_cross_modal_graph
 from wsfusion.models import MultiModalNetwork
@@ -173,12 +175,29 @@ def test_sparse_fusion_with_a_learnable_topology_trains_beta():
 
 
 def test_topology_option_errors():
-    with pytest.raises(ValueError, match=r"MaskedWSFusion: topology must be 'fixed', got 'learnable'"):
+    names = re.escape(str(graphs.available()))
+    with pytest.raises(ValueError, match=rf"MaskedWSFusion: topology must be one of {names} \(no 'learnable'"):
         MaskedWSFusion(DIMS, 3, topology="learnable")
-    with pytest.raises(ValueError, match=r"SparseWSFusion: topology must be 'fixed' or 'learnable', got 'random'"):
-        SparseWSFusion(DIMS, 3, topology="random")
-    with pytest.raises(ValueError, match=r"topology_options need topology='learnable'"):
+    with pytest.raises(ValueError, match=rf"SparseWSFusion: topology must be one of {names[:-2]}, 'learnable'\), got 'x'"):
+        SparseWSFusion(DIMS, 3, topology="x")
+    with pytest.raises(ValueError, match=r"SparseWSFusion: topology='fixed' is now topology='ws'"):
+        SparseWSFusion(DIMS, 3, topology="fixed")
+    with pytest.raises(ValueError, match=r"WSGraphFusion: beta=0.5 shapes the 'ws' and 'learnable' topologies only"):
+        WSGraphFusion(DIMS, 5, segments=4, k=2, topology="lattice", beta=0.5)
+    with pytest.raises(ValueError, match=r"WSGraphFusion: give graph= or topology='random', not both"):
+        WSGraphFusion(DIMS, 5, graph=graphs.ws_cross_modal_graph(dict.fromkeys(DIMS, 4), k=2), topology="random")
+    with pytest.raises(ValueError, match=r"topology_options are the options of a 'learnable' graph or of another "
+                                         r"registry topology .* the 'ws' graph takes the fusion's own k, beta"):
         SparseWSFusion(DIMS, 3, topology_options={"per_pair": True})
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'per_pair'"):
+        SparseWSFusion(DIMS, 3, topology="random", topology_options={"per_pair": True})
+
+
+def test_topology_options_reach_the_registry_builder():
+    vocabulary = ("audio", "text", "visual", "depth")
+    module = WSGraphFusion(DIMS, 5, segments=4, k=2, topology="random", topology_options={"vocabulary": vocabulary})
+    assert module.graph.vocabulary == vocabulary
+    assert module.graph == graphs.build("random", dict.fromkeys(DIMS, 4), 2, seed=0, vocabulary=vocabulary)
 
 
 @pytest.mark.parametrize("conv", ["rgcn", "attention"])
@@ -190,5 +209,20 @@ def test_graph_fusion_with_a_learnable_topology_trains_beta(conv):
     module.eval()
     x = features(make_gnn(False))
     torch.testing.assert_close(module(x), module(x))  # the evaluation graph is deterministic
-    with pytest.raises(ValueError, match=r"WSGraphFusion: topology must be 'fixed' or 'learnable', got 'x'"):
+    with pytest.raises(ValueError, match=r"WSGraphFusion: topology must be one of \(.*'learnable'\), got 'x'"):
         WSGraphFusion(DIMS, 5, topology="x")
+
+
+@pytest.mark.parametrize("name", graphs.available())
+@pytest.mark.parametrize("fusion_name", ["ws-sparse", "ws-gnn", "ws-transformer"])
+def test_a_fusion_on_a_registry_topology_uses_that_graph(name, fusion_name):
+    k = 4 if name != "bigbird" else 6
+    nodes = dict.fromkeys(DIMS, 8)
+    options = {"ws-sparse": {"nodes_per_modality": 8}, "ws-gnn": {"segments": 8},
+               "ws-transformer": {"tokens": nodes}}[fusion_name]
+    ws = {"order": "interleaved", "beta": 0.2} if name == "ws" else {}  # the fusions' own WS defaults differ
+    module = fusion.build(fusion_name, DIMS, 3, k=k, seed=5, topology=name, **options, **ws)
+    expected = graphs.build(name, nodes, k, seed=5, **ws)
+    torch.testing.assert_close(module.graph.edge_index, expected.edge_index)
+    if fusion_name != "ws-sparse":
+        torch.testing.assert_close(module.edge_index, expected.edge_index)

@@ -130,6 +130,32 @@ def test_from_graph_matches_the_ws_graph_settings():
     assert layer(torch.randn(2, 30)).shape == (2, 30)
 
 
+@pytest.mark.parametrize(("beta", "expected"), [(0.0, 0.01), (0.3, 0.3), (1.0, 0.99)])
+def test_every_learnable_twin_clips_beta_and_keeps_seed_and_order(beta, expected):
+    from wsfusion.fusion import WSGraphFusion
+    from wsfusion.topology import learnable_options
+
+    graph = ws_cross_modal_graph(NODES, k=4, beta=beta, seed=7, order="interleaved")
+    twin = learnable_options(graph)
+    assert twin == {"nodes": NODES, "k": 4, "beta_init": expected, "seed": 7, "order": "interleaved"}
+    assert learnable_options(graph, per_pair=True, seed=3) == twin | {"per_pair": True, "seed": 3}
+    layer = LearnableWSLinear.from_graph(graph)
+    fusion = WSGraphFusion(dict.fromkeys(NODES, 6), 3, graph=graph, k=4, topology="learnable")
+    for topology in (layer.topology, fusion.topology):  # the layer and the graph fusion build the same twin
+        assert topology.mean_beta() == pytest.approx(expected)
+        assert (topology.seed, topology.order, topology.k) == (7, "interleaved", 4)
+        torch.testing.assert_close(topology.edge_index, layer.topology.edge_index)
+
+
+def test_a_learnable_twin_needs_a_degree():
+    from wsfusion.topology import learnable_options
+
+    graph = CrossModalGraph(ws_cross_modal_graph(NODES, k=4).edge_index, NODES)
+    with pytest.raises(ValueError, match=r"a learnable twin needs a graph built by ws_cross_modal_graph"):
+        learnable_options(graph)
+    assert learnable_options(graph, k=4, beta=0.5)["beta_init"] == 0.5
+
+
 def test_temperature_schedule_anneals():
     layer = LearnableWSLinear(NODES, k=4, temperature=2.0, final_temperature=0.5)
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from wsfusion.topology.learnable import LearnableWSLinear
+from wsfusion.topology import LearnableWSLinear
 from wsfusion.train import Callback, TrainConfig, build_datasets, train
 
 SHAPES = {"visual": [1, 8, 8], "text": [6, 8], "audio": [1, 8, 12]}

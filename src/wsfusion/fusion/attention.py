@@ -6,12 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from wsfusion._validation import check_heads, check_probability, token_mask_from_key_padding
-from wsfusion.fusion.base import FusionModule
-
-
-def as_tokens(x: Tensor) -> Tensor:
-    """A pooled vector ``[B, D]`` is a sequence of one token ``[B, 1, D]``."""
-    return x.unsqueeze(1) if x.dim() == 2 else x
+from wsfusion.fusion.base import FusionModule, as_tokens
 
 
 class CrossModalAttention(FusionModule):

@@ -231,6 +231,11 @@ def reset_children(module: nn.Module) -> None:
             reset_children(child)
 
 
+def as_tokens(x: Tensor) -> Tensor:
+    """A pooled vector ``[B, D]`` is a sequence of one token ``[B, 1, D]``."""
+    return x.unsqueeze(1) if x.dim() == 2 else x
+
+
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
     """``Linear - ReLU - Dropout - Linear``, the head every baseline shares."""
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, out_dim))

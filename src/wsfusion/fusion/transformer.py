@@ -6,8 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from wsfusion._validation import check_heads, check_positive_int, check_probability, token_mask_from_key_padding
-from wsfusion.fusion.attention import as_tokens
-from wsfusion.fusion.base import FusionModule
+from wsfusion.fusion.base import FusionModule, as_tokens
 
 
 class MultiModalTransformer(FusionModule):

@@ -6,10 +6,21 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from wsfusion._validation import check_positive_int, check_probability, format_shape, token_mask_from_key_padding
-from wsfusion.fusion.attention import as_tokens
+from wsfusion._validation import check_positive_int, check_probability, token_mask_from_key_padding
+from wsfusion.fusion._graph_parts import (
+    LEARNABLE,
+    AttentionReadout,
+    FixedTopology,
+    MeanReadout,
+    PostNorm,
+    PreNorm,
+    SegmentNodes,
+    TokenNodes,
+    check_topology,
+    fusion_graph,
+    learnable_topology,
+)
 from wsfusion.fusion.base import FusionModule, mlp
-from wsfusion.fusion.masked_ws import graph_for
 from wsfusion.graphs import CrossModalGraph
 from wsfusion.nn import CrossModalAttentionConv, CrossModalConv
 
@@ -80,15 +91,23 @@ class WSGraphFusion(FusionModule):
         seed (int, optional): Graph seed. (default: :obj:`0`)
         order (str, optional): ``"blocked"`` or ``"interleaved"``. (default: :obj:`"blocked"`)
         graph (CrossModalGraph, optional): Use this graph (its node counts
-            are the segments/tokens of each modality). (default: :obj:`None`)
+            are the segments/tokens of each modality), e.g. one of
+            :func:`wsfusion.graphs.build`. (default: :obj:`None`)
         dropout (float, optional): Dropout on each layer's update. (default: :obj:`0.1`)
         allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
-        topology (str, optional): ``"fixed"``, or ``"learnable"``: message passing
-            runs over the candidate edges of a :class:`~wsfusion.topology.LearnableWSGraph`
-            (same nodes, ``k``, seed, order; ``beta`` as its initial value), each message
-            gated by its edge's sampled gate, so ``beta`` is trained. (default: :obj:`"fixed"`)
+        topology (str, optional): Which graph: a name of
+            :func:`wsfusion.graphs.available` (``"ws"``: the WS graph of ``k``,
+            ``beta``, ``seed``, ``order``; ``"lattice"``, ``"random"``,
+            ``"bigbird"``, ...: ``graphs.build(name, nodes, k, seed=seed)``,
+            where ``beta`` and ``order`` do not apply), or ``"learnable"``:
+            message passing runs over the candidate edges of a
+            :class:`~wsfusion.topology.LearnableWSGraph` (same nodes, ``k``,
+            seed, order; ``beta`` as its initial value), each message gated by
+            its edge's sampled gate, so ``beta`` is trained. (default: :obj:`"ws"`)
         topology_options (Mapping, optional): Options of ``LearnableWSGraph``
-            (``per_pair``, ``edge_logits``, ``temperature``, ...). (default: :obj:`None`)
+            (``per_pair``, ``edge_logits``, ``temperature``, ...) with
+            ``topology="learnable"``, or of the registry builder of another
+            ``topology`` (e.g. ``{"hubs": 2}``). (default: :obj:`None`)
         norm (str, optional): ``"post"`` (``LN(x + update)``) or ``"pre"``
             (Transformer-style ``x + update(LN(x))`` and a final LN).
             (default: :obj:`"post"`)
@@ -126,84 +145,80 @@ class WSGraphFusion(FusionModule):
         graph: CrossModalGraph | None = None,
         dropout: float = 0.1,
         allow_missing: bool = False,
-        topology: str = "fixed",
+        topology: str = "ws",
         topology_options: Mapping[str, object] | None = None,
         norm: str = "post",
         ffn_dim: int | None = None,
         attention_dropout: float = 0.0,
     ) -> None:
         super().__init__(modality_dims, out_dim, allow_missing)
+        what = type(self).__name__
         if norm not in NORMS:
-            raise ValueError(f"WSGraphFusion: norm must be one of {NORMS}, got {norm!r}")
-        if topology not in ("fixed", "learnable"):
-            raise ValueError(f"WSGraphFusion: topology must be 'fixed' or 'learnable', got {topology!r}")
-        if topology_options and topology != "learnable":
-            raise ValueError("WSGraphFusion: topology_options need topology='learnable'")
+            raise ValueError(f"{what}: norm must be one of {NORMS}, got {norm!r}")
+        topology = check_topology(what, topology, topology_options)
         if conv not in CONVS:
             raise ValueError(f"conv must be one of {CONVS}, got {conv!r}")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        what = type(self).__name__
-        self.token_nodes = tokens is not None
-        self.accepts_tokens = self.token_nodes
-        self.graph = graph_for(
-            self.modality_dims, graph, what,
-            nodes_per_modality=tokens if tokens is not None else segments, k=k, beta=beta, seed=seed, order=order,
-        )
-        counts = self.graph.node_counts
+        self.graph = fusion_graph(type(self), self.modality_dims, graph, topology=topology,
+                                  topology_options=None if topology == LEARNABLE else topology_options,
+                                  nodes_per_modality=tokens if tokens is not None else segments, k=k, seed=seed,
+                                  beta=beta, order=order)
         self.node_dim = check_positive_int(node_dim, "node_dim")
         self.conv_type = conv
         self.readout = readout
-        self.proj = nn.ModuleDict({
-            m: nn.Linear(d, node_dim if self.token_nodes else counts[m] * node_dim)
-            for m, d in self.modality_dims.items()
-        })
+        # The parts (see wsfusion.fusion._graph_parts): node builder, conv blocks in their norm order, readout,
+        # graph source. Parameters keep their historical names (proj, convs, norms, ..., head, topology).
+        self.proj = (TokenNodes if tokens is not None else SegmentNodes)(self.modality_dims, self.graph, node_dim)
+        self.token_nodes = self.accepts_tokens = self.proj.token_nodes
         # node_modality indexes the graph's relation vocabulary (its own modalities by default).
         self.modality_embedding = nn.Parameter(torch.empty(len(self.graph.vocabulary), node_dim))
-        num_layers = check_positive_int(num_layers, "num_layers")
-        if conv == "rgcn":
-            convs = [CrossModalConv(node_dim, node_dim, self.graph.num_relations, num_bases=num_bases) for _ in range(num_layers)]
-        else:
-            convs = [CrossModalAttentionConv(node_dim, node_dim, heads=heads, num_relations=self.graph.num_relations,
-                                             dropout=check_probability(attention_dropout, "attention_dropout"))
-                     for _ in range(num_layers)]
-        self.convs = nn.ModuleList(convs)
+        self.convs = nn.ModuleList(self._convs(conv, check_positive_int(num_layers, "num_layers"), num_bases, heads,
+                                               check_probability(attention_dropout, "attention_dropout")))
+        self.activation = nn.ReLU() if conv == "rgcn" else nn.Identity()
         self.norms = nn.ModuleList(nn.LayerNorm(node_dim) for _ in range(num_layers))
-        self.pre_norm = norm == "pre"
         dropout = check_probability(dropout, "dropout")
         self.dropout = nn.Dropout(dropout)
+        self.block = PreNorm if norm == "pre" else PostNorm
         if ffn_dim is None:
             self.ffns = self.ffn_norms = None
         else:
             check_positive_int(ffn_dim, "ffn_dim")
             self.ffns = nn.ModuleList(mlp(node_dim, ffn_dim, node_dim, dropout) for _ in range(num_layers))
             self.ffn_norms = nn.ModuleList(nn.LayerNorm(node_dim) for _ in range(num_layers))
-        self.final_norm = nn.LayerNorm(node_dim) if self.pre_norm else None
+        # Each block's (before, after) LayerNorm placement, resolved once (plain tuples: the norms stay
+        # registered under norms / ffn_norms only).
+        self._conv_norms = tuple(self.block.around(n) for n in self.norms)
+        self._ffn_norms = None if self.ffns is None else tuple(self.block.around(n) for n in self.ffn_norms)
+        self.final_norm = nn.LayerNorm(node_dim) if self.block.final_norm else None
         if readout == "attention":
+            self.pooling = AttentionReadout()
             self.pool_query = nn.Parameter(torch.empty(node_dim))
             self.head = nn.Linear(node_dim, out_dim)
         else:
+            self.pooling = MeanReadout(self.graph)
             self.register_parameter("pool_query", None)
             self.head = nn.Linear(len(self.graph.modalities) * node_dim, out_dim)
-        self.topology = None
-        edge_index = self.graph.edge_index
-        if topology == "learnable":
-            from wsfusion.topology import LearnableWSGraph
-
-            g = self.graph
-            self.topology = LearnableWSGraph(
-                dict(g.node_counts), g.k if g.k is not None else k,
-                **{"beta_init": min(max(g.beta if g.beta is not None else beta, 0.01), 0.99),
-                   "seed": g.seed if g.seed is not None else 0, "order": g.order or order,
-                   **dict(topology_options or {})},
-            )
+        # The graph source: forward() gives the gates of this call (None for a fixed topology).
+        if topology == LEARNABLE:
+            self.topology = learnable_topology(self.graph, k, beta, order, topology_options)
             edge_index = self.topology.edge_index
+        else:
+            self.topology = FixedTopology(topology if graph is None else "graph")
+            edge_index = self.graph.edge_index
         # Graph tensors as buffers so they follow the module to its device.
-        node_modality = self.graph.node_modality
         self.register_buffer("edge_index", edge_index.clone(), persistent=False)
         self.register_buffer("edge_type", self.graph.relation_ids(edge_index), persistent=False)
-        self.register_buffer("node_modality", node_modality, persistent=False)
+        self.register_buffer("node_modality", self.graph.node_modality, persistent=False)
         self.reset_parameters()
+
+    def _convs(self, conv: str, num_layers: int, num_bases: int | None, heads: int,
+               attention_dropout: float) -> list[nn.Module]:
+        n, relations = self.node_dim, self.graph.num_relations
+        if conv == "rgcn":
+            return [CrossModalConv(n, n, relations, num_bases=num_bases) for _ in range(num_layers)]
+        return [CrossModalAttentionConv(n, n, heads=heads, num_relations=relations, dropout=attention_dropout)
+                for _ in range(num_layers)]
 
     def reset_parameters(self) -> None:
         """Re-initialise every parameter the module owns (projections, convs, norms, readout, topology)."""
@@ -213,18 +228,9 @@ class WSGraphFusion(FusionModule):
             nn.init.normal_(self.pool_query, std=1.0 / math.sqrt(self.node_dim))
 
     def nodes(self, features: Mapping[str, Tensor], batch: int) -> Tensor:
-        """Initial node features ``[B, N, node_dim]`` (zeros for absent modalities)."""
-        ref = next(iter(features.values()))
-        parts = []
-        for m in self.graph.modalities:
-            count = self.graph.node_counts[m]
-            if m not in features:
-                parts.append(ref.new_zeros(batch, count, self.node_dim))
-            elif self.token_nodes:
-                parts.append(self.proj[m](as_tokens(features[m])))
-            else:
-                parts.append(self.proj[m](features[m]).view(batch, count, self.node_dim))
-        return torch.cat(parts, dim=1) + self.modality_embedding[self.node_modality]
+        """Initial node features ``[B, N, node_dim]`` (zeros for absent modalities): the node builder's
+        projections plus the modality embedding."""
+        return self.proj(features, batch) + self.modality_embedding[self.node_modality]
 
     def node_mask(self, mask: Mapping[str, Tensor], token_mask: Mapping[str, Tensor] | None = None) -> Tensor:
         """``[B, N]`` bool: a node is present when its modality is present in that sample
@@ -235,8 +241,8 @@ class WSGraphFusion(FusionModule):
         if not token_mask:
             return present
         real = torch.cat([
-            token_mask[m] if m in token_mask else present.new_ones(present.shape[0], self.graph.node_counts[m])
-            for m in self.graph.modalities
+            token_mask[m] if m in token_mask else present.new_ones(present.shape[0], count)
+            for m, count in self.proj.counts
         ], dim=1)
         return present & real
 
@@ -245,33 +251,17 @@ class WSGraphFusion(FusionModule):
         edge_weight: Tensor | None = None,
     ) -> Tensor:
         """The ``num_layers`` residual conv (and feed-forward) blocks over ``x [B, N, node_dim]``."""
-        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            h = norm(x) if self.pre_norm else x
-            update = conv(h, edge_index, edge_type, node_mask=node_mask, edge_weight=edge_weight)
-            if self.conv_type == "rgcn":
-                update = torch.relu(update)
-            x = x + self.dropout(update) if self.pre_norm else norm(x + self.dropout(update))
+        for i, (conv, (before, after)) in enumerate(zip(self.convs, self._conv_norms)):
+            update = conv(before(x), edge_index, edge_type, node_mask=node_mask, edge_weight=edge_weight)
+            x = after(x + self.dropout(self.activation(update)))
             if self.ffns is not None:
-                ffn, ffn_norm = self.ffns[i], self.ffn_norms[i]
-                if self.pre_norm:
-                    x = x + self.dropout(ffn(ffn_norm(x)))
-                else:
-                    x = ffn_norm(x + self.dropout(ffn(x)))
+                before, after = self._ffn_norms[i]
+                x = after(x + self.dropout(self.ffns[i](before(x))))
         return x if self.final_norm is None else self.final_norm(x)
 
     def pool(self, x: Tensor, node_mask: Tensor) -> Tensor:
         """Readout of the present nodes to ``[B, out_dim]``."""
-        present = node_mask.unsqueeze(-1).to(x.dtype)
-        if self.readout == "mean":
-            slots = []
-            for m, s in self.graph.node_slices.items():
-                count = present[:, s].sum(dim=1).clamp(min=1.0)
-                slots.append((x[:, s] * present[:, s]).sum(dim=1) / count)
-            return self.head(torch.cat(slots, dim=-1))
-        score = (x @ self.pool_query) / math.sqrt(self.node_dim)
-        score = score.masked_fill(~node_mask, torch.finfo(score.dtype).min)
-        weights = torch.softmax(score, dim=1) * node_mask.to(x.dtype)  # all-missing sample -> zero
-        return self.head((weights.unsqueeze(-1) * x).sum(dim=1))
+        return self.head(self.pooling(x, node_mask, self.pool_query))
 
     def forward(
         self,
@@ -282,27 +272,22 @@ class WSGraphFusion(FusionModule):
         key_padding_mask: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         batch, mask = self.check_inputs(features, mask)
-        self._check_token_counts(features)
+        self.proj.check(features, type(self).__name__)
+        node_mask = self.node_mask(mask, self._token_mask(features, token_mask, key_padding_mask))
+        x = self.nodes(features, batch)
+        # The graph source's gates: None (fixed), or one per candidate edge (learnable: a sample in
+        # training, the most probable graph in eval).
+        x = self.message_passing(x, self.edge_index, self.edge_type, node_mask, self.topology())
+        return self.pool(x, node_mask)
+
+    def _token_mask(self, features: Mapping[str, Tensor], token_mask: Mapping[str, Tensor] | None,
+                    key_padding_mask: Mapping[str, Tensor] | None) -> dict[str, Tensor] | None:
         for given, value in (("token_mask", token_mask), ("key_padding_mask", key_padding_mask)):
             if value is not None and not self.token_nodes:
                 raise ValueError(f"{type(self).__name__}: {given} needs token nodes (build it with tokens={{m: T_m}})")
         token_mask = token_mask_from_key_padding(features, token_mask, key_padding_mask, type(self).__name__)
-        node_mask = self.node_mask(mask, token_mask and self.check_token_mask(features, token_mask))
-        # Learnable topology: one gate per candidate edge (a sample in training, the most probable graph in eval).
-        gates = None if self.topology is None else self.topology()
-        x = self.message_passing(self.nodes(features, batch), self.edge_index, self.edge_type, node_mask, gates)
-        return self.pool(x, node_mask)
-
-    def _check_token_counts(self, features: Mapping[str, Tensor]) -> None:
-        if not self.token_nodes:
-            return  # check_inputs already refuses token sequences
-        for m, x in features.items():
-            count = self.graph.node_counts[m]
-            if as_tokens(x).shape[1] != count:
-                raise ValueError(
-                    f"{type(self).__name__}: {m!r} must be a token sequence [B, {count}, {self.modality_dims[m]}] "
-                    f"(the graph has {count} {m} nodes), got {format_shape(tuple(x.shape))}"
-                )
+        return token_mask and self.check_token_mask(features, token_mask)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, graph={self.graph!r}, conv={self.conv_type!r}, readout={self.readout!r}"
+        return (f"{super().extra_repr()}, graph={self.graph!r}, conv={self.conv_type!r}, readout={self.readout!r}, "
+                f"norm={self.block.name!r}")

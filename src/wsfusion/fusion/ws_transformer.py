@@ -57,8 +57,16 @@ class WSTransformerFusion(WSGraphFusion):
         seed (int, optional): Graph seed. (default: :obj:`0`)
         order (str, optional): ``"interleaved"`` or ``"blocked"``.
             (default: :obj:`"interleaved"`)
-        graph (CrossModalGraph, optional): Use this token graph instead.
-            (default: :obj:`None`)
+        graph (CrossModalGraph, optional): Use this token graph instead, e.g.
+            one of :func:`wsfusion.graphs.build`. (default: :obj:`None`)
+        topology (str, optional): Which graph: ``"ws"`` (the WS ring of
+            ``k``, ``beta``, ``seed``, ``order``), another name of
+            :func:`wsfusion.graphs.available` (``"bigbird"``, ``"random"``,
+            ...: ``graphs.build(name, tokens, k, seed=seed,
+            **topology_options)``), or ``"learnable"`` (see
+            :class:`WSGraphFusion`). (default: :obj:`"ws"`)
+        topology_options (Mapping, optional): Options of that topology's
+            builder (or of ``LearnableWSGraph``). (default: :obj:`None`)
         dropout (float, optional): Dropout on attention coefficients and on
             each block's update, as in ``transformer``. (default: :obj:`0.1`)
         allow_missing (bool, optional): Accept absent keys. (default: :obj:`False`)
@@ -89,11 +97,13 @@ class WSTransformerFusion(WSGraphFusion):
         graph: CrossModalGraph | None = None,
         dropout: float = 0.1,
         allow_missing: bool = False,
+        topology: str = "ws",
+        topology_options: Mapping[str, object] | None = None,
     ) -> None:
         node_dim, heads = check_heads(node_dim, "node_dim", heads, "heads")
         super().__init__(
             modality_dims, out_dim, tokens=tokens, node_dim=node_dim, conv="attention", num_layers=num_layers,
             heads=heads, readout="attention", k=k, beta=beta, seed=seed, order=order, graph=graph,
             dropout=dropout, allow_missing=allow_missing, norm="pre", ffn_dim=2 * node_dim,
-            attention_dropout=dropout,
+            attention_dropout=dropout, topology=topology, topology_options=topology_options,
         )

@@ -10,7 +10,8 @@ training callbacks that drive it, ``TemperatureSchedule`` (anneals the gates)
 and ``Rewirer`` (SET / RigL), live in :mod:`wsfusion.train`.
 """
 
-from wsfusion.topology.learnable import LearnableWSGraph, LearnableWSLinear
+from wsfusion.topology.learnable import LearnableWSGraph, learnable_options
+from wsfusion.topology.learnable_linear import LearnableWSLinear
 from wsfusion.topology.rewire import rewire_
 
-__all__ = ["LearnableWSGraph", "LearnableWSLinear", "rewire_"]
+__all__ = ["LearnableWSGraph", "LearnableWSLinear", "learnable_options", "rewire_"]
