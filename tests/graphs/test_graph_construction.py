@@ -253,6 +253,20 @@ def test_pickle_and_copy() -> None:
         assert torch.equal(clone.ring_order, g.ring_order)
 
 
+def test_node_counts_and_slices_are_built_once_and_read_only() -> None:
+    g = ws_cross_modal_graph({"a": 7, "b": 0, "c": 9}, 4, 0.5, seed=3)
+    assert g.node_counts is g.node_counts and g.node_slices is g.node_slices  # no new dict per access
+    assert dict(g.node_counts) == {"a": 7, "b": 0, "c": 9}
+    assert dict(g.node_slices) == {"a": slice(0, 7), "b": slice(7, 7), "c": slice(7, 16)}
+    with pytest.raises(TypeError):
+        g.node_counts["a"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        g.node_slices["a"] = slice(0, 1)  # type: ignore[index]
+    for clone in (pickle.loads(pickle.dumps(g)), copy.deepcopy(g)):
+        assert clone.node_counts == g.node_counts and clone.node_slices == g.node_slices
+        assert clone.node_counts is clone.node_counts
+
+
 def test_token_graph() -> None:
     tokens = {"visual": 16, "text": 20, "audio": 25}
     g = token_graph(tokens, k=4, beta=0.2, seed=0)

@@ -100,6 +100,8 @@ class CrossModalGraph:
         "_order",
         "_self_loops",
         "_on_device",
+        "_node_counts",
+        "_node_slices",
     )
 
     def __init__(
@@ -145,6 +147,12 @@ class CrossModalGraph:
         set_(self, "_order", order)
         set_(self, "_self_loops", loops > 0)
         set_(self, "_on_device", {})
+        # Built once: the graph never changes, and the layers read these on every forward.
+        starts = np.cumsum((0, *counts)).tolist()
+        set_(self, "_node_counts", MappingProxyType(dict(zip(names, counts))))
+        set_(self, "_node_slices", MappingProxyType(
+            {name: slice(start, stop) for name, start, stop in zip(names, starts, starts[1:])}
+        ))
 
     def edge_tensors(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """``(edge_index [2, E], edge_type [E])`` on ``device``, copied there once and cached.
@@ -291,17 +299,14 @@ class CrossModalGraph:
 
     @property
     def node_counts(self) -> Mapping[str, int]:
-        """Read-only mapping modality -> number of nodes."""
-        return MappingProxyType(dict(zip(self._modalities, self._counts)))
+        """Read-only mapping modality -> number of nodes (built once; the same object on every access)."""
+        return self._node_counts
 
     @property
     def node_slices(self) -> Mapping[str, slice]:
-        """Read-only mapping modality -> ``slice`` of its (contiguous) node ids."""
-        out, start = {}, 0
-        for name, n in zip(self._modalities, self._counts):
-            out[name] = slice(start, start + n)
-            start += n
-        return MappingProxyType(out)
+        """Read-only mapping modality -> ``slice`` of its (contiguous) node ids (built once; the same object
+        on every access)."""
+        return self._node_slices
 
     @property
     def node_modality(self) -> Tensor:
