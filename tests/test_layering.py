@@ -113,8 +113,6 @@ def import_cycles_inside(package: str) -> list[list[str]]:
 @pytest.mark.parametrize("package", sorted({".".join(m.split(".")[:2]) for m in MODULES if m.count(".") >= 1
                                             and (SRC / m.split(".")[1]).is_dir()}))
 def test_no_import_circle_inside_a_package(package):
-    if package == "wsfusion.graphs":
-        pytest.xfail("open (issue 19 §4): graph.py <-> convert.py <-> metrics.py still import each other")
     assert not import_cycles_inside(package), f"import circles inside {package}: {import_cycles_inside(package)}"
 
 

@@ -236,22 +236,31 @@ def test_sample_non_edges_returns_fewer_keys_only_when_fewer_exist():
 
 
 # --------------------------------------------------------------------------- #
-# the split modules: free functions and the compatibility module
+# the split modules: free functions, methods and the pickle reducer
 # --------------------------------------------------------------------------- #
-def test_free_functions_match_the_methods_and_old_pickles_still_load():
+def test_free_functions_match_the_methods_and_pickles_load():
+    import importlib
     import pickle
 
-    from wsfusion.graphs import convert, metrics, ws
+    from wsfusion.graphs import convert, metrics
 
     g = ws_cross_modal_graph({"a": 6, "b": 5}, k=4, beta=0.3, seed=2, order="interleaved")
     assert convert.from_networkx(convert.to_networkx(g)) == g == CrossModalGraph.from_networkx(g.to_networkx())
     assert convert.from_scipy(convert.to_scipy(g), dict(g.node_counts)) == g
     assert convert.from_dense_mask(convert.to_dense_mask(g), dict(g.node_counts)) == g
     assert convert.from_edge_index(g.edge_index, dict(g.node_counts)) == g
+    assert convert.from_pyg(convert.to_pyg(g)) == g == convert.from_hetero(convert.to_hetero(g))
     assert metrics.stats(g) == g.stats()
-    assert ws.CrossModalGraph is CrossModalGraph and ws.ws_cross_modal_graph is ws_cross_modal_graph
-    # Graphs pickled before the split name wsfusion.graphs.ws._rebuild as their reducer.
-    old = pickle.dumps(g, protocol=2).replace(b"wsfusion.graphs.graph\n_rebuild", b"wsfusion.graphs.ws\n_rebuild")
-    assert b"wsfusion.graphs.ws\n_rebuild" in old
-    loaded = pickle.loads(old)
+    # One implementation: the free functions are the methods.
+    for name in ("to_dense_mask", "to_scipy", "to_networkx", "to_pyg", "to_hetero"):
+        assert getattr(convert, name) is getattr(CrossModalGraph, name)
+    for name in ("from_edge_index", "from_dense_mask", "from_scipy", "from_networkx", "from_pyg", "from_hetero"):
+        assert getattr(convert, name) == getattr(CrossModalGraph, name)
+    assert CrossModalGraph.stats is metrics.stats
+    # The compatibility module is gone (no release shipped it); pickles name the reducer in graph.py.
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("wsfusion.graphs.ws")
+    data = pickle.dumps(g, protocol=2)
+    assert b"wsfusion.graphs.graph\n_rebuild" in data
+    loaded = pickle.loads(data)
     assert loaded == g and torch.equal(loaded.ring_order, g.ring_order) and loaded.order == "interleaved"

@@ -1,27 +1,26 @@
 r"""The :class:`CrossModalGraph` container: an immutable graph over the nodes of named modalities.
 
-Builders live in :mod:`wsfusion.graphs.builders`, conversions in
-:mod:`wsfusion.graphs.convert` and metrics in :mod:`wsfusion.graphs.metrics`;
-the methods here (``from_*``, ``to_*``, ``stats``) are thin wrappers over them.
+This module owns the graph's private state. Builders live in
+:mod:`wsfusion.graphs.builders` (above this module). The conversions
+(:mod:`wsfusion.graphs._formats`) and metrics (:mod:`wsfusion.graphs.metrics`)
+sit below it and read only the public attributes; the methods ``to_*``,
+``from_*`` and ``stats`` are those very functions, bound here.
+:mod:`wsfusion.graphs.convert` offers them again as free functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from wsfusion.graphs import _formats, metrics
 from wsfusion.graphs._checks import check_nodes, check_order, check_ring_order, check_vocabulary
 from wsfusion.graphs.edges import canonical_edge_index
-
-if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    import networkx as nx
-    import scipy.sparse
-    from torch_geometric.data import Data, HeteroData
 
 __all__ = ["CrossModalGraph"]
 
@@ -217,43 +216,12 @@ class CrossModalGraph:
             edge_index, nodes, vocabulary=vocabulary, k=k, beta=beta, seed=seed, order=order, ring_order=ring_order
         )
 
-    @classmethod
-    def from_dense_mask(cls, mask: Tensor | np.ndarray, nodes: Mapping[str, int], **meta: Any) -> CrossModalGraph:
-        """Inverse of :meth:`to_dense_mask`; see :func:`wsfusion.graphs.convert.from_dense_mask`."""
-        from wsfusion.graphs import convert
-
-        return convert.from_dense_mask(mask, nodes, **meta)
-
-    @classmethod
-    def from_scipy(
-        cls, adj: scipy.sparse.sparray | scipy.sparse.spmatrix, nodes: Mapping[str, int], **meta: Any
-    ) -> CrossModalGraph:
-        """Inverse of :meth:`to_scipy`; see :func:`wsfusion.graphs.convert.from_scipy`."""
-        from wsfusion.graphs import convert
-
-        return convert.from_scipy(adj, nodes, **meta)
-
-    @classmethod
-    def from_networkx(cls, graph: nx.Graph, nodes: Mapping[str, int] | None = None, **meta: Any) -> CrossModalGraph:
-        """Inverse of :meth:`to_networkx`, or any networkx graph (any labels, ``"modality"`` attributes,
-        directed graphs symmetrised); see :func:`wsfusion.graphs.convert.from_networkx`."""
-        from wsfusion.graphs import convert
-
-        return convert.from_networkx(graph, nodes, **meta)
-
-    @classmethod
-    def from_pyg(cls, data: Data, nodes: Mapping[str, int] | None = None, **meta: Any) -> CrossModalGraph:
-        """Inverse of :meth:`to_pyg`; see :func:`wsfusion.graphs.convert.from_pyg`."""
-        from wsfusion.graphs import convert
-
-        return convert.from_pyg(data, nodes, **meta)
-
-    @classmethod
-    def from_hetero(cls, data: HeteroData, **meta: Any) -> CrossModalGraph:
-        """Inverse of :meth:`to_hetero`; see :func:`wsfusion.graphs.convert.from_hetero`."""
-        from wsfusion.graphs import convert
-
-        return convert.from_hetero(data, **meta)
+    # Inverses of the exports below; see :mod:`wsfusion.graphs._formats`.
+    from_dense_mask = classmethod(_formats.from_dense_mask)
+    from_scipy = classmethod(_formats.from_scipy)
+    from_networkx = classmethod(_formats.from_networkx)
+    from_pyg = classmethod(_formats.from_pyg)
+    from_hetero = classmethod(_formats.from_hetero)
 
     # ------------------------------------------------------------------ #
     # read-only properties
@@ -366,50 +334,14 @@ class CrossModalGraph:
         return self._order
 
     # ------------------------------------------------------------------ #
-    # exports
+    # exports and metrics: free functions over the public attributes, bound as methods
     # ------------------------------------------------------------------ #
-    def to_dense_mask(self, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Dense ``[N, N]`` mask, ``mask[t, s] = 1``; see :func:`wsfusion.graphs.convert.to_dense_mask`."""
-        from wsfusion.graphs import convert
-
-        return convert.to_dense_mask(self, dtype)
-
-    def to_scipy(self) -> scipy.sparse.csr_array:
-        """Symmetric CSR adjacency ``A[target, source] = 1``; see :func:`wsfusion.graphs.convert.to_scipy`."""
-        from wsfusion.graphs import convert
-
-        return convert.to_scipy(self)
-
-    def to_networkx(self) -> nx.Graph:
-        """Undirected ``networkx.Graph``; see :func:`wsfusion.graphs.convert.to_networkx`."""
-        from wsfusion.graphs import convert
-
-        return convert.to_networkx(self)
-
-    def to_pyg(self) -> Data:
-        """A ``torch_geometric.data.Data`` (:class:`~wsfusion.graphs.pyg.CrossModalData`) that batches
-        only with graphs of the same vocabulary; see :func:`wsfusion.graphs.convert.to_pyg`."""
-        from wsfusion.graphs import convert
-
-        return convert.to_pyg(self)
-
-    def to_hetero(self) -> HeteroData:
-        """``torch_geometric.data.HeteroData``, one node type per vocabulary entry (0-node ones
-        included); see :func:`wsfusion.graphs.convert.to_hetero`."""
-        from wsfusion.graphs import convert
-
-        return convert.to_hetero(self)
-
-    # ------------------------------------------------------------------ #
-    # metrics
-    # ------------------------------------------------------------------ #
-    def stats(
-        self, small_world: bool = False, *, path_length: bool = True, niter: int = 1, nrand: int = 2
-    ) -> dict[str, Any]:
-        """Structural statistics, JSON-serialisable; see :func:`wsfusion.graphs.metrics.stats`."""
-        from wsfusion.graphs.metrics import stats
-
-        return stats(self, small_world, path_length=path_length, niter=niter, nrand=nrand)
+    to_dense_mask = _formats.to_dense_mask
+    to_scipy = _formats.to_scipy
+    to_networkx = _formats.to_networkx
+    to_pyg = _formats.to_pyg
+    to_hetero = _formats.to_hetero
+    stats = metrics.stats
 
     # ------------------------------------------------------------------ #
     # dunder

@@ -1,6 +1,8 @@
 r"""Structural metrics of a :class:`~wsfusion.graphs.CrossModalGraph` (scipy, checked against networkx).
 
-:func:`stats` is also available as the method ``CrossModalGraph.stats``.
+:func:`stats` is also the method ``CrossModalGraph.stats``. The functions read
+a graph's public attributes only (:class:`~wsfusion.graphs._protocol.GraphLike`),
+so this module does not import :mod:`wsfusion.graphs.graph`, which imports it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     import scipy.sparse
 
-    from wsfusion.graphs.graph import CrossModalGraph
+    from wsfusion.graphs._protocol import GraphLike
 
 __all__ = ["hop_distances", "path_lengths", "stats"]
 
 
 def stats(
-    graph: CrossModalGraph,
+    graph: GraphLike,
     small_world: bool = False,
     *,
     path_length: bool = True,
@@ -29,7 +31,7 @@ def stats(
     r"""Structural statistics, JSON-serialisable.
 
     Computed on the undirected simple graph *without* self loops
-    (:func:`~wsfusion.graphs.convert.to_scipy` minus the diagonal) with
+    (``graph.to_scipy()`` minus the diagonal) with
     scipy; the test-suite checks every value against networkx.  With
     :math:`A` that adjacency, :math:`d_i` the degrees and :math:`T_i =
     (A^3)_{ii} / 2` the triangles through node :math:`i`:
@@ -76,9 +78,7 @@ def stats(
     from scipy.sparse import csgraph
 
     n = graph.num_nodes
-    src, dst = graph._edge_index
-    keep = src != dst
-    s, d = src[keep].numpy(), dst[keep].numpy()
+    s, d = _edges_without_loops(graph)
     adj = _simple_adjacency(graph)
     num_edges = int(s.shape[0] // 2)
 
@@ -95,11 +95,11 @@ def stats(
     if path_length and connected:
         apl = 0.0 if n == 1 else _bfs_summary(adj, np.arange(n), 256)[0] / (n * (n - 1))
 
-    nm = graph._node_modality.numpy()  # vocabulary indices
+    nm = graph.node_modality.numpy()  # vocabulary indices
     ms, md = nm[s], nm[d]
     upper = s < d
-    names = graph._modalities
-    ids = [graph._vocabulary.index(name) for name in names]
+    names = graph.modalities
+    ids = [graph.vocabulary.index(name) for name in names]
     pair_edges = {}
     for a in range(len(names)):
         for b in range(a, len(names)):
@@ -132,7 +132,7 @@ def stats(
     return out
 
 
-def path_lengths(graph: CrossModalGraph, sources: Sequence[int] | np.ndarray | None = None,
+def path_lengths(graph: GraphLike, sources: Sequence[int] | np.ndarray | None = None,
                  *, chunk: int = 256) -> dict[str, Any]:
     r"""Average shortest path length and the longest shortest path from ``sources``, by BFS.
 
@@ -161,7 +161,7 @@ def path_lengths(graph: CrossModalGraph, sources: Sequence[int] | np.ndarray | N
     return {"avg_path_length": total / (len(sources) * (n - 1)), "diameter": diameter}
 
 
-def hop_distances(graph: CrossModalGraph, source: int) -> np.ndarray:
+def hop_distances(graph: GraphLike, source: int) -> np.ndarray:
     r"""Hops from ``source`` to every node (``inf`` where unreachable), by BFS on the undirected graph.
 
     A message-passing model with :math:`L` layers reads, at ``source``, exactly
@@ -181,14 +181,19 @@ def hop_distances(graph: CrossModalGraph, source: int) -> np.ndarray:
     return csgraph.shortest_path(_simple_adjacency(graph), directed=False, unweighted=True, indices=[source])[0]
 
 
-def _simple_adjacency(graph: CrossModalGraph) -> scipy.sparse.csr_array:
+def _edges_without_loops(graph: GraphLike) -> tuple[np.ndarray, np.ndarray]:
+    """Sources and targets of the directed edges ``s -> t``, ``s != t`` (numpy, canonical order)."""
+    src, dst = graph.edge_tensors()[0]
+    keep = src != dst
+    return src[keep].numpy(), dst[keep].numpy()
+
+
+def _simple_adjacency(graph: GraphLike) -> scipy.sparse.csr_array:
     """The undirected adjacency without self loops (rows = targets)."""
     import scipy.sparse
 
     n = graph.num_nodes
-    src, dst = graph._edge_index
-    keep = src != dst
-    s, d = src[keep].numpy(), dst[keep].numpy()
+    s, d = _edges_without_loops(graph)
     return scipy.sparse.csr_array((np.ones(s.shape[0], dtype=np.float64), (d, s)), shape=(n, n))
 
 
