@@ -133,7 +133,7 @@ class _NodeBuilder(nn.ModuleDict):
 
     def __init__(self, modality_dims: Mapping[str, int], graph: CrossModalGraph, node_dim: int) -> None:
         super().__init__()
-        # Counts in node order, computed once (the graph's mappings are rebuilt on every access).
+        # (modality, count) pairs in node order: the loop of every forward reads them.
         self.counts = tuple(graph.node_counts.items())
         self.node_dim = node_dim
         counts = dict(self.counts)
@@ -227,7 +227,7 @@ class MeanReadout(nn.Module):
 
     def __init__(self, graph: CrossModalGraph) -> None:
         super().__init__()
-        self.slices = tuple(graph.node_slices.values())  # once: the graph rebuilds the mapping per access
+        self.slices = tuple(graph.node_slices.values())
 
     def forward(self, x: Tensor, node_mask: Tensor, query: Tensor | None = None) -> Tensor:
         present = node_mask.unsqueeze(-1).to(x.dtype)
