@@ -184,3 +184,21 @@ def test_drop_named_modality():
 def test_drop_validation(modality, match):
     with pytest.raises(ValueError, match=match):
         drop_modality(batch(), modality)
+
+
+def test_evaluation_transforms_wrap_the_corruptions():
+    from wsfusion.data import drop_modality, gaussian_noise, missing_transform, noise_transform
+
+    batch = {"visual": torch.randn(4, 3, 5), "audio": torch.randn(4, 7)}
+    index = torch.arange(4)
+    # The same seed gives the same noise to every model evaluated; the generator advances batch by batch.
+    noisy, mask = noise_transform("audio", 0.5, seed=3)(batch, index)
+    expected = gaussian_noise(batch, {"audio": 0.5}, generator=torch.Generator().manual_seed(3))
+    assert mask is None and all(torch.equal(noisy[m], expected[m]) for m in batch)
+    # A missing modality: drop_modality's zeros and False mask ...
+    dropped, mask = missing_transform("visual")(batch, index)
+    reference = drop_modality(batch, "visual")
+    assert all(torch.equal(dropped[m], reference[0][m]) and torch.equal(mask[m], reference[1][m]) for m in batch)
+    # ... and a batch holding only that modality (a unimodal model) is zeroed and masked out, not refused.
+    alone, mask = missing_transform("audio")({"audio": batch["audio"]}, index)
+    assert torch.equal(alone["audio"], torch.zeros(4, 7)) and mask["audio"].tolist() == [False] * 4

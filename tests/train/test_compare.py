@@ -16,6 +16,15 @@ OPTIONS = {"ws-sparse": {"nodes_per_modality": 8, "k": 4}, "ws-gnn": {"segments"
 FUSIONS = ["late", "ws-sparse", "ws-gnn", "only-visual"]
 
 
+def forbid_training(monkeypatch):
+    """From here on, training or evaluating a run fails the test: finished runs must be read back."""
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr("wsfusion.train.compare.train", fail)
+    monkeypatch.setattr("wsfusion.train.compare.evaluate", fail)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
@@ -138,11 +147,7 @@ def test_markdown_table_has_a_row_per_fusion_and_says_the_verdict(report):
 def test_rerunning_reuses_the_finished_runs(report, monkeypatch):
     out, results = report
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished run was trained or evaluated again")
-
-    monkeypatch.setattr("wsfusion.train.compare.train", fail)
-    monkeypatch.setattr("wsfusion.train.compare.evaluate", fail)
+    forbid_training(monkeypatch)
     again = compare(BASE, FUSIONS, seeds=(0, 1, 2), out=out, fusion_options=OPTIONS, progress=False)
     assert json.loads(json.dumps(again["rows"])) == json.loads(json.dumps(results["rows"]))
 
@@ -174,11 +179,7 @@ def test_runs_stored_before_a_config_field_existed_are_still_read_back(report, m
         del stored["config"]["temperature_schedule"]
         path.write_text(json.dumps(stored))
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished run was trained or evaluated again")
-
-    monkeypatch.setattr("wsfusion.train.compare.train", fail)
-    monkeypatch.setattr("wsfusion.train.compare.evaluate", fail)
+    forbid_training(monkeypatch)
     again = compare(BASE, FUSIONS, seeds=(0, 1, 2), out=old, fusion_options=OPTIONS, progress=False)
     assert [r["test_acc"] for r in again["rows"]] == [r["test_acc"] for r in results["rows"]]
     # ... while a stored field that differs still means a different run.
@@ -188,3 +189,64 @@ def test_runs_stored_before_a_config_field_existed_are_still_read_back(report, m
     path.write_text(json.dumps(stored))
     with pytest.raises(AssertionError, match="trained or evaluated again"):
         compare(BASE, ["late"], seeds=(0,), out=old, progress=False)
+
+
+def test_holm_adjusted_p_values_over_every_rows_test(report):
+    from wsfusion.train.stats import holm
+
+    out, results = report
+    rows = results["rows"]
+    raw = [r["vs_best_baseline"]["p_value"] for r in rows]
+    assert [r["p_value_holm"] for r in rows] == holm(raw)
+    assert rows[0]["p_value_holm"] is None  # "late", the best baseline, is not tested against itself
+    header = (out / "results.md").read_text().splitlines()[2]
+    assert "| vs best baseline (paired t-test) | Holm-adjusted p |" in header
+
+
+def test_the_mask_plot_is_the_graph_the_run_stored(report):
+    from wsfusion.train.compare import graph_from_record, graph_summary
+
+    out, results = report
+    row = {r["fusion"]: r for r in results["rows"]}["ws-sparse"]
+    stored = json.loads((out / "runs" / "ws-sparse-seed0" / "evaluation.json").read_text())["evaluation"]
+    assert graph_summary(graph_from_record(stored["graph_edges"])) == row["graph"]
+    # The edge lists stay in the runs' evaluations, not in results.json.
+    assert not any("graph_edges" in s or "graph" in s for r in results["rows"] for s in r["seeds"])
+
+
+def test_evaluations_stored_without_their_graph_are_read_back(report, monkeypatch, tmp_path):
+    # Runs evaluated before the graph was kept beside its statistics: still reused, no mask plot.
+    import shutil
+
+    out, results = report
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    (old / "ws_mask.png").unlink()
+    for path in old.glob("runs/*/evaluation.json"):
+        stored = json.loads(path.read_text())
+        stored["evaluation"].pop("graph_edges", None)
+        path.write_text(json.dumps(stored))
+
+    forbid_training(monkeypatch)
+    again = compare(BASE, FUSIONS, seeds=(0, 1, 2), out=old, fusion_options=OPTIONS, progress=False)
+    assert json.loads(json.dumps(again["rows"])) == json.loads(json.dumps(results["rows"]))
+    assert (old / "results.md").exists() and not (old / "ws_mask.png").exists()
+
+
+def test_latency_is_timed_by_the_shared_measuring_helper(monkeypatch):
+    from wsfusion.train.compare import latency_ms
+    from wsfusion.train.trainer import build_datasets, model_for
+
+    calls = []
+
+    def spy(cases, reps, device, warmup=2):
+        calls.append((list(cases), reps, str(device), warmup))
+        for fn in cases.values():
+            fn()
+        return {name: 1.25 for name in cases}
+
+    monkeypatch.setattr("wsfusion.train.compare.interleaved_medians", spy)
+    train_set, _, test_set = build_datasets(BASE)
+    model = model_for(BASE, train_set.modality_shapes, train_set.num_classes)
+    assert latency_ms(model, test_set, reps=7) == 1.25
+    assert calls == [(["forward"], 7, "cpu", 1)]

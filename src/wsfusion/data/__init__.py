@@ -9,7 +9,8 @@
   code in one modality, a value code in another, the label read at a query
   token of the third), for measuring how a graph routes information.
 - :func:`gaussian_noise`, :func:`modality_dropout`, :func:`drop_modality`:
-  identical corruptions for every fusion under comparison.
+  identical corruptions for every fusion under comparison; :func:`noise_transform`
+  and :func:`missing_transform` apply them to every batch of an evaluation.
 
 Every dataset yields ``(inputs: dict[str, Tensor], label)`` and exposes
 ``modalities``, ``modality_shapes`` and ``num_classes`` to build a model.
@@ -21,7 +22,13 @@ classes without its data, :func:`available` the names (see ``docs/data.md`` to a
 
 from wsfusion.data.av_digits import AVDigits
 from wsfusion.data.base import SPLITS, InMemoryDataset, Layout, Splits, check_split
-from wsfusion.data.corruptions import drop_modality, gaussian_noise, modality_dropout
+from wsfusion.data.corruptions import (
+    drop_modality,
+    gaussian_noise,
+    missing_transform,
+    modality_dropout,
+    noise_transform,
+)
 from wsfusion.data.registry import available, build, check_options, layout, options, register
 from wsfusion.data.relay import CrossModalRelay
 from wsfusion.data.sources import ENV_VAR, SOURCES, DataSource, data_dir, fetch, fetch_all
@@ -50,6 +57,8 @@ __all__ = [
     "gaussian_noise",
     "modality_dropout",
     "drop_modality",
+    "noise_transform",
+    "missing_transform",
     "DataSource",
     "SOURCES",
     "ENV_VAR",

@@ -10,19 +10,23 @@ the order of the keys.
 The dropout functions also return the per-sample presence mask
 ``{modality: bool [B]}`` (:obj:`True` = present) that
 :meth:`wsfusion.fusion.FusionModule.forward` takes as ``mask=``.
+
+:func:`noise_transform` and :func:`missing_transform` wrap them as the
+``transform(inputs, index) -> (inputs, mask)`` that :func:`wsfusion.train.evaluate`
+applies to every test batch (``compare``'s robustness and missing-modality columns).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from wsfusion._validation import check_batch_sizes, check_fraction, check_probability
 
-__all__ = ["gaussian_noise", "modality_dropout", "drop_modality"]
+__all__ = ["gaussian_noise", "modality_dropout", "drop_modality", "noise_transform", "missing_transform"]
 
 
 def _check_batch(inputs: object, what: str) -> int:
@@ -208,6 +212,36 @@ def drop_modality(
     present = _check_mask(mask, inputs, batch)
     new_mask = {m: torch.zeros_like(present[m]) if m in names else present[m] for m in inputs}
     return _apply_mask(inputs, new_mask), new_mask
+
+
+#: An evaluation-time corruption: ``transform(inputs, index) -> (inputs, mask)``.
+Transform = Callable[[Mapping[str, Tensor], Tensor], tuple[dict[str, Tensor], "dict[str, Tensor] | None"]]
+
+
+def noise_transform(modality: str, level: float, seed: int) -> Transform:
+    """:func:`gaussian_noise` at ``level`` on ``modality`` as an evaluation transform, drawn from a generator
+    seeded with ``seed``: every model evaluated with the same seed and batch order sees the same noise."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def transform(inputs: Mapping[str, Tensor], index: Tensor) -> tuple[dict[str, Tensor], None]:
+        return gaussian_noise(inputs, {modality: level}, generator=generator), None
+
+    return transform
+
+
+def missing_transform(modality: str) -> Transform:
+    """:func:`drop_modality` of ``modality`` for every sample as an evaluation transform (zeroed input and a
+    :obj:`False` mask, which each fusion handles its own way). Unlike :func:`drop_modality`, a batch holding
+    only ``modality`` is not refused: it comes back zeroed and masked out, what a unimodal model of that
+    modality sees when it is missing."""
+
+    def transform(inputs: Mapping[str, Tensor], index: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        if set(inputs) == {modality}:
+            x = inputs[modality]
+            return {modality: torch.zeros_like(x)}, {modality: torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)}
+        return drop_modality(inputs, modality)
+
+    return transform
 
 
 def _check_mask(mask: Mapping[str, Tensor] | None, inputs: Mapping[str, Tensor], batch: int) -> dict[str, Tensor]:

@@ -1,10 +1,14 @@
-"""``wsfusion compare``: every fusion on the same data, seeds and budget, with robustness and missing-modality tests."""
+"""``wsfusion compare``: every fusion on the same data, seeds and budget, with robustness and missing-modality tests.
+
+This module runs the comparison: the rows, their runs (resumable, each evaluated once and cached) and
+the summary of each row over its seeds. The statistics are :mod:`wsfusion.train.stats`, the tables
+and plots :mod:`wsfusion.train.report`, the corruptions :mod:`wsfusion.data.corruptions`; their
+public names stay importable from here.
+"""
 
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,13 +18,17 @@ import torch
 from tqdm.auto import tqdm
 
 from wsfusion import fusion as fusion_registry
-from wsfusion._io import atomic_write, atomic_write_text
+from wsfusion._io import atomic_write_text
+from wsfusion._measure import interleaved_medians
+from wsfusion.data.corruptions import missing_transform, noise_transform
+from wsfusion.graphs import CrossModalGraph
 from wsfusion.train.config import TrainConfig
+from wsfusion.train.report import results_markdown, write_report
+from wsfusion.train.stats import ALPHA, ci95, curve_auc, holm, mean_std, paired_p_value, verdict
 from wsfusion.train.trainer import (
     RESULT,
     autocast,
     build_datasets,
-    model_for,
     check_config,
     data_layout,
     evaluate,
@@ -29,102 +37,36 @@ from wsfusion.train.trainer import (
     train,
 )
 
+__all__ = [
+    "compare", "check", "default_fusions", "run_config", "run_name", "add_paired_tests", "latency_ms",
+    "NOISE_LEVELS", "UNIMODAL_PREFIX",
+    # re-exported from wsfusion.train.stats / .report / wsfusion.data.corruptions
+    "ALPHA", "ci95", "paired_p_value", "verdict", "results_markdown", "write_report", "noise_transform",
+    "missing_transform",
+]
+
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def noise_transform(modality: str, level: float, seed: int):
-    """Gaussian noise on one modality, drawn identically for every model (same seed, same batch order)."""
-    from wsfusion.data import gaussian_noise
-
-    generator = torch.Generator().manual_seed(seed)
-
-    def transform(inputs, index):
-        return gaussian_noise(inputs, {modality: level}, generator=generator), None
-
-    return transform
-
-
-def missing_transform(modality: str):
-    """The modality is missing for every sample: zeroed input and a False mask (each fusion's own handling)."""
-    from wsfusion.data import drop_modality
-
-    def transform(inputs, index):
-        if set(inputs) == {modality}:  # a unimodal model without its modality: nothing left to see
-            x = inputs[modality]
-            return {modality: torch.zeros_like(x)}, {modality: torch.zeros(x.shape[0], dtype=torch.bool)}
-        return drop_modality(inputs, modality)
-
-    return transform
-
-
 @torch.no_grad()
-def latency_ms(model: torch.nn.Module, dataset, batch_size: int = 64, reps: int = 10, precision: str = "32") -> float:
-    """Median inference time of one batch (ms), under the run's ``precision``."""
+def latency_ms(model: torch.nn.Module, dataset: Any, batch_size: int = 64, reps: int = 10,
+               precision: str = "32") -> float:
+    """Median inference time of one batch (ms), under the run's ``precision``, timed by
+    :func:`wsfusion._measure.interleaved_medians` (the benchmarks' helper) after one warm-up call."""
     model.eval()
     device = next(model.parameters()).device
     inputs = {m: x[:batch_size].to(device) for m, x in dataset.inputs.items()}
     padding = {m: v[:batch_size].to(device) for m, v in input_masks(dataset).items()}
-    with autocast(device, precision):
-        model(inputs, None, padding)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
+
+    def forward() -> None:
         with autocast(device, precision):
             model(inputs, None, padding)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+
+    return interleaved_medians({"forward": forward}, reps, device, warmup=1)["forward"]
 
 
-def _auc(levels: Sequence[float], accs: Sequence[float]) -> float:
-    """Area under accuracy-vs-noise-level, normalised by the level range (MultiBench-style)."""
-    return float(np.trapezoid(accs, levels) / (levels[-1] - levels[0]))
-
-
+#: The prefix of a unimodal row: ``only-<modality>``.
 UNIMODAL_PREFIX = "only-"
-#: Two-sided significance level of the paired test behind the verdicts in ``results.md``.
-ALPHA = 0.05
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-def ci95(values: Sequence[float]) -> float:
-    """Half-width of the two-sided 95% t-interval of the mean (0 for a single value)."""
-    from scipy import stats
-
-    n = len(values)
-    if n < 2:
-        return 0.0
-    return float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
-
-
-def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Two-sided paired t-test p-value of ``a`` against ``b`` (same seeds), uncorrected for the
-    number of rows compared. 1.0 for identical results; ``None`` where the test is undefined
-    (one seed, or the same non-zero difference on every seed)."""
-    from scipy import stats
-
-    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if len(differences) < 2:
-        return None
-    if not differences.any():
-        return 1.0
-    if np.ptp(differences) == 0:
-        return None
-    return float(stats.ttest_rel(a, b).pvalue)
-
-
-def verdict(delta: float, p_value: float | None) -> str:
-    """``better`` / ``worse`` (paired test at :data:`ALPHA`), ``no significant difference``, or
-    ``no paired test`` where the test is undefined."""
-    if p_value is None:
-        return "no paired test"
-    if p_value < ALPHA:
-        return "better" if delta > 0 else "worse"
-    return "no significant difference"
 
 
 def default_fusions(modalities: Sequence[str]) -> list[str]:
@@ -183,14 +125,30 @@ def check(
 
 
 def family(name: str) -> str:
+    """The row's family: its fusion's (``baseline``, ``ws``, ...), or ``unimodal`` for ``only-<m>``."""
     return "unimodal" if name.startswith(UNIMODAL_PREFIX) else fusion_registry.fusion_class(name).family
 
 
-def graph_summary(graph: Any) -> dict[str, Any]:
+def graph_summary(graph: CrossModalGraph) -> dict[str, Any]:
     """The statistics that stand beside every WS result (design §7)."""
     stats = graph.stats()
     keys = ("num_nodes", "num_edges", "cross_modal_fraction", "clustering", "path_length")
     return {k: stats[k] for k in keys} | {"k": graph.k, "beta": graph.beta, "order": graph.order}
+
+
+def graph_record(graph: CrossModalGraph) -> dict[str, Any]:
+    """The graph as JSON (node counts, relation vocabulary, edge index, WS metadata), kept with a run's
+    evaluation so that its mask is drawn from the stored run, without building a model again."""
+    return {"nodes": dict(graph.node_counts), "vocabulary": list(graph.vocabulary),
+            "edge_index": graph.edge_index.tolist(), "k": graph.k, "beta": graph.beta, "seed": graph.seed,
+            "order": graph.order}
+
+
+def graph_from_record(record: Mapping[str, Any]) -> CrossModalGraph:
+    """The graph :func:`graph_record` stored."""
+    return CrossModalGraph.from_edge_index(
+        record["edge_index"], record["nodes"], vocabulary=record["vocabulary"], k=record["k"], beta=record["beta"],
+        seed=record["seed"], order=record["order"])
 
 
 EVALUATION = "evaluation.json"
@@ -218,7 +176,10 @@ def run_and_evaluate(
 
     A finished run's evaluation is stored in ``run_dir/evaluation.json``
     beside its ``result.json``; a rerun with the same config and noise levels
-    reads it back instead of evaluating again.
+    reads it back instead of evaluating again. A graph fusion's evaluation
+    holds its graph's statistics (``graph``) and the graph itself
+    (``graph_edges``, :func:`graph_record`; absent from evaluations stored
+    before it was kept, which are still read back).
     """
     cache = None if run_dir is None else run_dir / EVALUATION
     if cache is not None and cache.exists() and (run_dir / RESULT).exists():
@@ -246,7 +207,7 @@ def run_and_evaluate(
         "epochs_run": result["epochs_run"],
         "train_seconds": result["train_seconds"],
         "latency_ms": latency_ms(model, test, precision=config.precision),
-        "noise_auc": float(np.mean([_auc(noise_levels, accs) for accs in robustness.values()])),
+        "noise_auc": float(np.mean([curve_auc(noise_levels, accs) for accs in robustness.values()])),
         "robustness": robustness,
         "missing_acc": {m: evaluate(model, test, transform=missing_transform(m), precision=config.precision)["acc"]
                         if m in used else clean for m in all_modalities},
@@ -254,10 +215,12 @@ def run_and_evaluate(
         "total_params": sum(p.numel() for p in model.parameters()),
         "graph": graph_summary(model.fusion.graph) if hasattr(model.fusion, "graph") else None,
     }
+    if hasattr(model.fusion, "graph"):
+        evaluation["graph_edges"] = graph_record(model.fusion.graph)
     if cache is not None:
         text = json.dumps({"version": EVALUATION_VERSION, "config": config.to_dict(),
                            "noise_levels": list(noise_levels), "evaluation": evaluation}, indent=2) + "\n"
-        atomic_write(cache, lambda f: f.write(text.encode()))
+        atomic_write_text(cache, text)
     return evaluation, result["history"]
 
 
@@ -279,12 +242,13 @@ def compare(
     95% t-interval half-width ``test_acc_ci95``), ``vs_best_baseline`` (the
     non-WS, non-unimodal row with the best mean validation accuracy: difference
     of mean test accuracies and the two-sided paired t-test p-value over the
-    same seeds, uncorrected for multiple rows), fusion-module
+    same seeds, uncorrected for multiple rows) and ``p_value_holm`` (that
+    p-value Holm-adjusted over every row's test), fusion-module
     and total parameters, training time, inference latency, the area under the
     accuracy-vs-noise curve (noise on one modality at a time, averaged over
     modalities), the accuracy with each modality missing, and for WS rows the
     graph's statistics. With ``out``, writes ``results.json``, ``results.md``
-    and PNG plots there; each run checkpoints under ``out/runs/``, so rerunning
+    and PNG plots there (:func:`~wsfusion.train.report.write_report`); each run checkpoints under ``out/runs/``, so rerunning
     the same comparison after a crash or kill continues where it stopped
     (finished runs are read back with their evaluation, not run again).
     Every run trains and is evaluated at ``base.precision``, which is part of
@@ -294,7 +258,7 @@ def compare(
     """
     seeds = [int(s) for s in seeds]
     fusion_options = dict(fusion_options or {})
-    rows, curves, histories, graphs = [], {}, {}, {}
+    rows, histories, plotted = [], {}, None
     fusions = check(base, fusions, fusion_options, seeds)  # before any data is loaded
     datasets_by_seed = {seed: build_datasets(base.replace(seed=seed)) for seed in seeds}
     all_modalities = list(datasets_by_seed[seeds[0]][2].inputs)
@@ -309,37 +273,14 @@ def compare(
             per_seed.append(evaluation)
             if seed == seeds[0]:
                 histories[name] = history
-                if evaluation["graph"] is not None:
-                    graphs[name] = evaluation["graph"]
             bar.update()
-        accs = [r["test_acc"] for r in per_seed]
-        acc, acc_std = _mean_std(accs)
-        row = {
-            "fusion": name,
-            "family": family(name),
-            "options": dict(fusion_options.get(name, {})),
-            "test_acc": acc,
-            "test_acc_std": acc_std,
-            "test_acc_per_seed": accs,
-            "test_acc_ci95": ci95(accs),
-            "val_acc": float(np.mean([r["val_acc"] for r in per_seed])),
-            "fusion_params": per_seed[0]["fusion_params"],
-            "total_params": per_seed[0]["total_params"],
-            "train_seconds": float(np.mean([r["train_seconds"] for r in per_seed])),
-            "latency_ms": float(np.mean([r["latency_ms"] for r in per_seed])),
-            "noise_auc": float(np.mean([r["noise_auc"] for r in per_seed])),
-            "missing_acc": {m: float(np.mean([r["missing_acc"][m] for r in per_seed])) for m in all_modalities},
-            "seeds": per_seed,
-        }
-        if name in graphs:
-            row["graph"] = graphs[name]
-        rows.append(row)
-        curves[name] = {m: np.mean([r["robustness"][m] for r in per_seed], axis=0).tolist() for m in all_modalities}
+        # The mask plot shows the first WS row's graph, as its first seed's run stored it.
+        edges = per_seed[0].get("graph_edges")
+        if plotted is None and edges is not None:
+            plotted = (name, graph_from_record(edges))
+        rows.append(summarize_row(name, per_seed, fusion_options.get(name, {}), all_modalities))
     bar.close()
     add_paired_tests(rows)
-    for r in rows:
-        for seed in r["seeds"]:
-            seed.pop("graph")
     results = {
         "rows": rows,
         "config": {**base.to_dict(), "fusions": fusions, "seeds": seeds, "noise_levels": list(noise_levels),
@@ -347,19 +288,49 @@ def compare(
         "histories": histories,
     }
     if out is not None:
-        plotted = {}
-        if graphs:  # the first WS row's graph, rebuilt from its config (cheap: no training)
-            name = next(iter(graphs))
-            train_set = datasets_by_seed[seeds[0]][0]
-            config = run_config(base, name, seeds[0], fusion_options.get(name, {}))
-            plotted[name] = model_for(config, train_set.modality_shapes, train_set.num_classes).fusion.graph
-        write_report(results, curves, plotted, Path(out))
+        write_report(results, Path(out), plotted)
     return results
+
+
+def summarize_row(name: str, per_seed: list[dict[str, Any]], options: Mapping[str, Any],
+                  modalities: Sequence[str]) -> dict[str, Any]:
+    """Row ``name`` of ``results.json`` from its runs' evaluations (one a seed, in seed order): test accuracy
+    (mean, std, per seed, 95% t-interval), the means of the other columns, the first seed's graph
+    statistics for a WS row, and the evaluations themselves (without their graphs) under ``seeds``."""
+    accs = [r["test_acc"] for r in per_seed]
+    acc, acc_std = mean_std(accs)
+    graph = per_seed[0]["graph"]
+    for evaluation in per_seed:
+        evaluation.pop("graph")
+        evaluation.pop("graph_edges", None)
+    row = {
+        "fusion": name,
+        "family": family(name),
+        "options": dict(options),
+        "test_acc": acc,
+        "test_acc_std": acc_std,
+        "test_acc_per_seed": accs,
+        "test_acc_ci95": ci95(accs),
+        "val_acc": float(np.mean([r["val_acc"] for r in per_seed])),
+        "fusion_params": per_seed[0]["fusion_params"],
+        "total_params": per_seed[0]["total_params"],
+        "train_seconds": float(np.mean([r["train_seconds"] for r in per_seed])),
+        "latency_ms": float(np.mean([r["latency_ms"] for r in per_seed])),
+        "noise_auc": float(np.mean([r["noise_auc"] for r in per_seed])),
+        "missing_acc": {m: float(np.mean([r["missing_acc"][m] for r in per_seed])) for m in modalities},
+        "seeds": per_seed,
+    }
+    if graph is not None:
+        row["graph"] = graph
+    return row
 
 
 def add_paired_tests(rows: list[dict[str, Any]]) -> None:
     """Set every row's ``vs_best_baseline``: the baseline row with the best mean *validation*
-    accuracy (picking it on test would make the reference optimistic), compared on the same seeds."""
+    accuracy (picking it on test would make the reference optimistic), compared on the same seeds
+    (:func:`~wsfusion.train.stats.paired_p_value`, uncorrected), and its ``p_value_holm``: that
+    p-value adjusted by :func:`~wsfusion.train.stats.holm` over the family of every row's test
+    (``None`` where there is no test, as for the best baseline itself)."""
     baselines = [r for r in rows if r["family"] == "baseline"]
     if not baselines:
         return
@@ -368,88 +339,5 @@ def add_paired_tests(rows: list[dict[str, Any]]) -> None:
         delta = row["test_acc"] - best["test_acc"]
         p = None if row is best else paired_p_value(row["test_acc_per_seed"], best["test_acc_per_seed"])
         row["vs_best_baseline"] = {"fusion": best["fusion"], "delta": delta, "p_value": p}
-
-
-def results_markdown(results: dict[str, Any]) -> str:
-    rows = results["rows"]
-    modalities = list(rows[0]["missing_acc"]) if rows else []
-    seeds = len(results["config"]["seeds"])
-    head = ["fusion", f"test acc ({seeds} seed{'s' if seeds > 1 else ''})", "95% CI", "vs best baseline (paired t-test)",
-            "fusion params", "total params", "train s", "latency ms", "noise AUC",
-            *(f"{m} missing" for m in modalities)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        acc = f"{r['test_acc']:.3f} ± {r['test_acc_std']:.3f}" if seeds > 1 else f"{r['test_acc']:.3f}"
-        ci = f"[{r['test_acc'] - r['test_acc_ci95']:.3f}, {r['test_acc'] + r['test_acc_ci95']:.3f}]" if seeds > 1 else "—"
-        cells = [f"`{r['fusion']}`", acc, ci, _versus(r), f"{r['fusion_params']:,}", f"{r['total_params']:,}",
-                 f"{r['train_seconds']:.0f}", f"{r['latency_ms']:.2f}", f"{r['noise_auc']:.3f}",
-                 *(f"{r['missing_acc'][m]:.3f}" for m in modalities)]
-        lines.append("| " + " | ".join(cells) + " |")
-    graph_rows = [r for r in rows if "graph" in r]
-    if graph_rows:
-        lines += ["", "| WS fusion | graph | nodes | edges | cross-modal fraction | clustering | avg path length |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in graph_rows:
-            g = r["graph"]
-            path, cross, clustering = (
-                "—" if g[key] is None else f"{g[key]:.{digits}f}"
-                for key, digits in (("path_length", 2), ("cross_modal_fraction", 3), ("clustering", 3))
-            )
-            lines.append(f"| `{r['fusion']}` | k={g['k']}, beta={g['beta']}, {g['order']} | {g['num_nodes']} | "
-                         f"{g['num_edges']} | {cross} | {clustering} | {path} |")
-    return "\n".join(lines) + "\n"
-
-
-def _versus(row: dict[str, Any]) -> str:
-    vs = row.get("vs_best_baseline")
-    if vs is None:
-        return "—"
-    if vs["fusion"] == row["fusion"]:
-        return "best baseline"
-    p = "" if vs["p_value"] is None else f", p = {vs['p_value']:.3f}"
-    return f"{verdict(vs['delta'], vs['p_value'])} ({vs['delta']:+.3f}{p})"
-
-
-def write_report(
-    results: dict[str, Any], curves: dict[str, dict[str, list[float]]], graphs: Mapping[str, Any], out: Path
-) -> None:
-    """``results.json``, ``results.md``, and training-curve, robustness and WS-mask PNGs."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
-    config = results["config"]
-    precision = config.get("precision", "32")
-    title = (f"{config['data']}{' (hard)' if config['hard'] else ''}, {config['epochs']} epochs"
-             + ("" if precision == "32" else f", precision {precision}"))
-    atomic_write_text(out / "results.md", f"# wsfusion compare: {title}\n\n" + results_markdown(results))
-
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
-    for name, history in results["histories"].items():
-        ax.plot([h["epoch"] for h in history], [h["val_acc"] for h in history], marker="o", ms=3, label=name)
-    ax.set(xlabel="epoch", ylabel="validation accuracy", title=f"Training curves ({title}, first seed)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "training_curves.png", dpi=120)
-
-    levels = config["noise_levels"]
-    modalities = list(next(iter(curves.values()))) if curves else []
-    fig = Figure(figsize=(5 * max(len(modalities), 1), 4.2))
-    for i, m in enumerate(modalities):
-        ax = fig.add_subplot(1, len(modalities), i + 1)
-        for name, per_modality in curves.items():
-            ax.plot(levels, per_modality[m], marker="o", ms=3, label=name)
-        ax.set(xlabel=f"noise level on {m}", ylabel="test accuracy", title=f"Robustness to {m} noise")
-        ax.grid(alpha=0.3)
-    if modalities:
-        fig.axes[-1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "robustness.png", dpi=120)
-
-    if graphs:
-        from wsfusion.graphs import plot_mask
-
-        name, graph = next(iter(graphs.items()))
-        plot_mask(graph, out / "ws_mask.png", title=f"{name}: {graph!r}"[:90])
+    for row, adjusted in zip(rows, holm([r["vs_best_baseline"]["p_value"] for r in rows])):
+        row["p_value_holm"] = adjusted
