@@ -41,6 +41,13 @@ def test_bigbird_has_one_global_token_joined_to_every_node():
     assert int(degree[hub]) == 47 and int(degree.argmax()) == hub
 
 
+def test_bigbird_puts_its_global_token_in_the_middle_non_empty_modality():
+    graph = graphs.bigbird_graph({"visual": 7, "text": 0, "audio": 19}, k=4, seed=0)
+    degree = torch.bincount(graph.edge_index[1], minlength=26)
+    assert int(degree.argmax()) == 7 + 19 // 2 and int(degree.max()) == 25  # text has no node: audio's middle
+    assert graphs.bigbird_graph({"visual": 5, "text": 0}, k=4).num_edges == 10  # was: hub id 5 out of range
+
+
 def test_lattice_and_random_are_ws_at_beta_0_and_1():
     nodes = {"visual": 10, "audio": 10}
     assert graphs.build("lattice", nodes, 4, seed=1) == graphs.token_graph(nodes, 4, 0.0, seed=1)

@@ -23,8 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from wsfusion.graphs._checks import check_seed
+from wsfusion.graphs._checks import check_k, check_nodes, check_seed
 from wsfusion.graphs.edges import decode_undirected, sample_non_edges, undirected_keys
 from wsfusion.graphs.builders import interleaved_ring_order, ring_lattice, token_graph
 from wsfusion.graphs.graph import CrossModalGraph
@@ -42,38 +43,50 @@ def random_graph(nodes: Mapping[str, int], k: int = 4, *, seed: int | None = 0,
     return token_graph(nodes, k=k, beta=1.0, seed=seed, vocabulary=vocabulary)
 
 
+def _star_keys(centres: Tensor, members: Tensor, num_nodes: int) -> Tensor:
+    """Sorted undirected keys of every pair ``{c, m}``, ``c`` in ``centres``, ``m`` in ``members``, ``c != m``."""
+    c, m = torch.cartesian_prod(centres, members).T
+    return torch.unique(undirected_keys(torch.stack([c[c != m], m[c != m]]), num_nodes))
+
+
+def _from_keys(keys: Tensor, counts: Mapping[str, int], **meta: Any) -> CrossModalGraph:
+    """The graph whose undirected edges are the (distinct) ``keys``, stored in both directions."""
+    n = sum(counts.values())
+    pairs = decode_undirected(keys, n)
+    return CrossModalGraph.from_edge_index(torch.cat([pairs, pairs.flip(0)], dim=1), counts, **meta)
+
+
 def bigbird_graph(nodes: Mapping[str, int], k: int = 8, *, seed: int | None = 0,
                   vocabulary: Sequence[str] | None = None) -> CrossModalGraph:
     """BigBird-style: a global token, a ring window of ``k / 2`` and random pairs, :math:`N k / 2` edges.
 
-    The global token is the middle node of the middle modality (of ``nodes``' order); the window
-    is the interleaved ring lattice of even degree :math:`\\max(2, k/2)`; the remaining budget is
-    filled with uniformly random non-edges under ``seed`` (``None``: a fresh seed, recorded as
-    ``graph.seed``, as for the other builders).
+    The global token is the middle node of the middle modality (of ``nodes``' order, 0-node
+    modalities left out); the window is the interleaved ring lattice of even degree
+    :math:`\\max(2, k/2)`; the remaining budget is filled with uniformly random non-edges under
+    ``seed`` (``None``: a fresh seed, recorded as ``graph.seed``, as for the other builders).
 
     Raises:
-        ValueError: if the hub and the window alone exceed the :math:`N k / 2` budget (``k`` too small).
+        ValueError: the checks of :func:`ws_cross_modal_graph` on ``nodes`` and ``k``, or the hub
+            and the window alone over the :math:`N k / 2` budget (``k`` too small).
     """
     seed = check_seed(seed)
-    counts = dict(nodes)
-    names = list(counts)
-    n = sum(counts.values())
+    names, sizes = check_nodes(nodes)
+    counts = dict(zip(names, sizes))
+    n = sum(sizes)
+    k = check_k(k, n)
     budget = n * k // 2
-    middle = names[len(names) // 2]
-    hub = sum(counts[m] for m in names[: len(names) // 2]) + counts[middle] // 2  # node ids are blocked
+    present = [m for m in names if counts[m]]  # a 0-node modality has no middle node
+    middle = present[len(present) // 2]
+    hub = sum(sizes[: names.index(middle)]) + counts[middle] // 2  # node ids are blocked
     window = max(2, (k // 2) // 2 * 2)
-    lattice = ring_lattice(n, window, ring_order=interleaved_ring_order(list(counts.values())))
-    keys = torch.unique(torch.cat([undirected_keys(lattice, n),
-                                   undirected_keys(torch.stack([torch.full((n,), hub), torch.arange(n)]), n)]))
-    keys = keys[keys // n != keys % n]  # no self loop at the hub
+    lattice = ring_lattice(n, window, ring_order=interleaved_ring_order(sizes))
+    keys = torch.unique(torch.cat([undirected_keys(lattice, n), _star_keys(torch.tensor([hub]), torch.arange(n), n)]))
     if keys.numel() > budget:
         raise ValueError(f"bigbird needs k large enough for its hub and window to fit the N k / 2 = {budget} edge "
                          f"budget (they take {keys.numel()} edges at N = {n}); got k = {k}")
     generator = torch.Generator().manual_seed(seed)
     extra = sample_non_edges(n, keys, max(0, budget - keys.numel()), generator, undirected=True)
-    pairs = decode_undirected(torch.cat([keys, extra]), n)
-    return CrossModalGraph.from_edge_index(torch.cat([pairs, pairs.flip(0)], dim=1), counts, k=k, seed=seed,
-                                           order="interleaved", vocabulary=vocabulary)
+    return _from_keys(torch.cat([keys, extra]), counts, k=k, seed=seed, order="interleaved", vocabulary=vocabulary)
 
 
 def _ws(nodes: Mapping[str, int], k: int = 4, *, beta: float = 0.3, seed: int | None = 0, order: str = "interleaved",
