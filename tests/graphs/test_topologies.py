@@ -57,8 +57,9 @@ def test_lattice_and_random_are_ws_at_beta_0_and_1():
 
 
 def test_unknown_topology_and_small_bigbird_k_are_clear_errors():
-    with pytest.raises(ValueError, match=r"topology must be one of \('lattice', 'ws', 'random', 'bigbird'\), got 'hub'"):
-        graphs.build("hub", {"visual": 8}, 4)
+    with pytest.raises(ValueError, match=r"topology must be one of \('lattice', 'ws', 'random', 'bigbird', 'hub'\), "
+                                         r"got 'star'"):
+        graphs.build("star", {"visual": 8}, 4)
     with pytest.raises(ValueError, match=r"bigbird needs k large enough .* got k = 2"):
         graphs.build("bigbird", {"visual": 30, "text": 30}, 2)
 

@@ -24,7 +24,17 @@ from wsfusion.graphs.builders import (
 )
 from wsfusion.graphs.graph import CrossModalGraph
 from wsfusion.graphs.plot import plot_graph, plot_mask
-from wsfusion.graphs.topologies import available, bigbird_graph, build, lattice_graph, random_graph
+from wsfusion.graphs.topologies import (
+    available,
+    bigbird_graph,
+    build,
+    hub_graph,
+    hub_nodes,
+    lattice_graph,
+    moore_bound,
+    random_graph,
+    reach,
+)
 
 __all__ = [
     "ORDERS",
@@ -32,11 +42,15 @@ __all__ = [
     "available",
     "bigbird_graph",
     "build",
+    "hub_graph",
+    "hub_nodes",
     "interleaved_ring_order",
     "lattice_graph",
+    "moore_bound",
     "plot_graph",
     "plot_mask",
     "random_graph",
+    "reach",
     "ring_lattice",
     "token_graph",
     "ws_cross_modal_graph",
