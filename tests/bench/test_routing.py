@@ -4,6 +4,7 @@ import networkx as nx
 import pytest
 import torch
 
+from wsfusion import graphs
 from wsfusion.bench import routing, routing_task
 from wsfusion.data import CrossModalRelay
 from wsfusion.train.attention_rewiring import rewire_attention_graph
@@ -82,20 +83,119 @@ def test_rows_have_the_documented_schema():
     assert dense["seeds"] == 2 and dense["test_acc_ci95"] is not None and dense["edges"] is None
 
 
-def test_unknown_topology():
-    with pytest.raises(ValueError, match=r"unknown topologies \['star', 'learned-1.5'\]"):
-        routing.run(topologies=("star", "learned-1.5"))
-    with pytest.raises(ValueError, match="topology must be one of"):
-        routing.build_topology("star", T, K, 0)
+@pytest.mark.parametrize(("label", "why"), [
+    ("star", "unknown base graph 'star'"), ("learned-1.5", r"beta must be in \(0, 1\), got '1.5'"),
+    ("ws-1", r"beta must be in \[0, 1\), got '1'"), ("ws", r"beta must be in \[0, 1\), got None"), ("ws-0.3-hub0", "unexpected 'hub0'"),
+    ("dense-deep", "-deep is for sparse graphs"), ("learned-0.5-hub1", "no other modifier than -deep"),
+    ("rigl-learned-0.5", "no other modifier than -deep"), ("set-dense", "unknown base graph 'dense'"),
+    ("ws-0.3-deep-blocked", "unexpected 'deep-blocked'"),
+])
+def test_unknown_topology(label, why):
+    with pytest.raises(ValueError, match=rf"topology '{label}': .*{why}.*; expected one of"):
+        routing.run(topologies=("ws-0.3", label))  # refused before any run starts
+    with pytest.raises(ValueError, match=why):
+        routing.build_topology(label, T, K, 0)
+
+
+@pytest.mark.parametrize(("label", "name", "options"), [
+    ("lattice", "lattice", {}), ("random", "random", {}), ("bigbird", "bigbird", {}),
+    ("ws-0.1", "ws", {"beta": 0.1, "order": "interleaved"}), ("ws-0.3-blocked", "ws", {"beta": 0.3, "order": "blocked"}),
+    ("ws-0.3-hub1", "hub", {"hubs": 1, "per_modality": False, "base": "ws", "beta": 0.3, "order": "interleaved"}),
+    ("ws-0.3-hub2pm", "hub", {"hubs": 2, "per_modality": True, "base": "ws", "beta": 0.3, "order": "interleaved"}),
+    ("bigbird-hub1", "hub", {"hubs": 1, "per_modality": False, "base": "bigbird"}),
+])
+def test_a_label_builds_the_registry_graph_it_names(label, name, options):
+    graph = routing.build_topology(label, T, K, seed=3)
+    expected = graphs.build(name, {m: T for m in CrossModalRelay.modalities}, K, seed=3, **options)
+    assert torch.equal(graph.edge_index, expected.edge_index)
+
+
+@pytest.mark.parametrize(("label", "rewire", "deep", "base"), [
+    ("set", "set", False, "lattice"), ("rigl", "rigl", False, "lattice"), ("rigl-ws-0.3", "rigl", False, "ws-0.3"),
+    ("ws-0.3-deep", None, True, "ws-0.3"), ("rigl-ws-0.3-hub1-deep", "rigl", True, "ws-0.3-hub1"),
+])
+def test_rewiring_and_depth_modify_the_base_graph(label, rewire, deep, base):
+    spec = routing.parse_topology(label)
+    assert (spec.rewire, spec.deep) == (rewire, deep)
+    assert torch.equal(spec.build(T, K, 0).edge_index, routing.build_topology(base, T, K, 0).edge_index)
+
+
+@pytest.mark.parametrize(("tokens", "k", "depth"), [(8, 8, 4), (64, 8, 4), (256, 8, 5), (1024, 8, 6), (4096, 8, 6),
+                                                  (1024, 4, 9)])
+def test_deep_depth_is_the_tree_height_plus_one_never_below_the_blocks(tokens, k, depth):
+    n = 3 * tokens
+    assert routing.parse_topology("ws-0.3-deep").depth(tokens, k, 4) == depth
+    assert routing.parse_topology("ws-0.3").depth(tokens, k, 4) == 4
+    if depth > 4:  # the height of a tree of branching k - 1 over the N nodes, plus one
+        assert (k - 1) ** (depth - 2) < n <= (k - 1) ** (depth - 1)
+
+
+@pytest.mark.parametrize("label", ["ws-0.3-hub1", "ws-0.3-hub1pm", "ws-0.3-deep", "rigl-ws-0.3", "bigbird-hub1"])
+def test_hub_and_depth_variants_keep_the_edge_budget(label):
+    graph = routing.build_topology(label, T, K, seed=1)
+    assert graph.num_nodes == N and graph.num_edges == N * K // 2 and not graph.self_loops
+
+
+@pytest.mark.parametrize(("label", "hops"), [("ws-0.3-hub1", 2), ("ws-0.3-hub1pm", 3)])
+def test_hubs_put_every_key_and_value_within_reach_of_the_query(label, hops):
+    # Shared hub: every node within 2 hops of every other; per-modality hubs: 3 (own hub, other hub, node).
+    graph = routing.build_topology(label, 256, K, seed=0)
+    assert routing.query_reach(graph, 256, hops, 4)["reach_bound"] == 1.0
+    lattice = routing.build_topology("lattice", 256, K, seed=0)
+    assert routing.query_reach(lattice, 256, hops, 4)["key_reach"] < 0.1
+
+
+def test_a_deep_model_shares_its_blocks_and_reaches_depth_hops():
+    torch.manual_seed(0)
+    graph = routing.build_topology("lattice", T, 4, seed=0)
+    shallow = routing.RoutingModel(8, 16, 2, 2, 4, graph)
+    deep = routing.RoutingModel(8, 16, 2, 2, 4, graph, depth=5)
+    assert deep.depth == 5 and sum(p.numel() for p in deep.parameters()) == sum(p.numel() for p in shallow.parameters())
+    inputs = {m: torch.randn(1, T, 8, requires_grad=True) for m in CrossModalRelay.modalities}
+    deep(inputs).sum().backward()
+    touched = torch.cat([inputs[m].grad[0].abs().sum(-1) for m in CrossModalRelay.modalities]) > 0
+    query = CrossModalRelay.modalities.index(CrossModalRelay.query[0]) * T + CrossModalRelay.query[1]
+    assert set(touched.nonzero().flatten().tolist()) == set(
+        nx.single_source_shortest_path_length(graph.to_networkx(), query, cutoff=5))
+    # Rounds 3-5 run blocks 0, 1, 0 again: the same logits as the shared blocks applied by hand.
+    with torch.no_grad():
+        x = torch.cat([inputs[m] for m in CrossModalRelay.modalities], dim=1)
+        h = deep.project(x) + deep.modality(torch.arange(3).repeat_interleave(T))
+        for i in (0, 1, 0, 1, 0):
+            h = h + deep.attention[i](deep.norms[2 * i](h), graph.edge_index)
+            h = h + deep.ffn[i](deep.norms[2 * i + 1](h))
+        assert torch.allclose(deep.classify(h[:, query]), deep(inputs), atol=1e-6)
+    with pytest.raises(ValueError, match="depth must be an int >= the 2 blocks"):
+        deep.set_graph(graph, depth=1)
+
+
+def test_a_deep_row_reports_its_depth_and_the_reach_at_that_depth():
+    row = routing.run_one("ws-0.3-deep", 64, 0, **{**TINY, "layers": 2})
+    assert row["depth"] == 4 and row["layers"] == 2  # ceil(log 192 / log 7) + 1
+    shallow = routing.run_one("ws-0.3", 64, 0, **{**TINY, "layers": 2})
+    assert shallow["depth"] == 2 and row["params"] == shallow["params"]
+    graph = routing.build_topology("ws-0.3", 64, 8, 0)
+    assert row["reach_bound"] == routing.query_reach(graph, 64, 4, 4)["reach_bound"] > shallow["reach_bound"]
 
 
 def test_the_curriculum_trains_the_shorter_stages_first_on_the_same_topology(monkeypatch):
     built = []
-    original = routing.build_topology
-    monkeypatch.setattr(routing, "build_topology", lambda *a: built.append(a[:2]) or original(*a))
+    original = routing.RoutingTopology.build
+    monkeypatch.setattr(routing.RoutingTopology, "build",
+                        lambda self, tokens, k, seed: built.append((self.label, tokens)) or original(self, tokens, k, seed))
     row = routing.run_one("ws-0.1", 16, 0, **{**TINY, "epochs": 2, "curriculum": ((8, 1), (12, 2), (16, 5), (32, 1))})
     assert [h["tokens"] for h in row["history"]] == [8, 12, 12, 16, 16]  # stages at or beyond T are skipped
     assert {("ws-0.1", 8), ("ws-0.1", 12), ("ws-0.1", 16)} == set(built)
+
+
+def test_a_deep_curriculum_sets_the_depth_of_each_stage(monkeypatch):
+    depths = []
+    original = routing.RoutingModel.set_graph
+    monkeypatch.setattr(routing.RoutingModel, "set_graph",
+                        lambda self, graph, depth=None: depths.append(depth) or original(self, graph, depth))
+    routing.run_one("ws-0.3-deep", 256, 0, **{**TINY, "layers": 4, "epochs": 1, "train_samples": 8,
+                                             "test_samples": 8, "curriculum": ((8, 1), (64, 1))})
+    assert depths[-3:] == [4, 4, 5]  # T = 8 and 64: the 4 blocks; T = 256 (N = 768): ceil(3.41) + 1
 
 
 def test_a_finished_sweep_is_reused_and_a_changed_one_is_not(tmp_path, monkeypatch):
@@ -284,7 +384,7 @@ def test_the_reach_bound_is_that_of_the_scored_label(label):
 
 
 def test_bad_settings_are_named():
-    with pytest.raises(ValueError, match=r"topology must be one of .*'rigl'.*got 'ws-abc'"):
+    with pytest.raises(ValueError, match=r"topology 'ws-abc': beta must be in \[0, 1\), got 'abc'; expected one of .*'rigl'"):
         routing.build_topology("ws-abc", T, K, 0)
     with pytest.raises(ValueError, match=r"bigbird needs k large enough .* got k = 2"):
         routing.build_topology("bigbird", T, 2, 0)

@@ -55,10 +55,10 @@ from wsfusion.bench.routing_task import (
     REWIRED,
     TOPOLOGIES,
     RoutingModel,
-    _EXPECTED,
-    _known,
+    RoutingTopology,
     build_topology,
     evaluation_sample,
+    parse_topology,
     path_statistics,
     query_reach,
 )
@@ -72,7 +72,8 @@ from wsfusion.train.trainer import ModalitySubset
 
 __all__ = [
     "TOPOLOGIES", "LEARNED", "REWIRED", "DEFAULT_CURRICULUM", "EXACT_PATHS_MAX_NODES", "PATH_SOURCES",
-    "RoutingModel", "build_topology", "evaluation_sample", "path_statistics", "query_reach",
+    "RoutingModel", "RoutingTopology", "parse_topology", "build_topology", "evaluation_sample", "path_statistics",
+    "query_reach",
     "RelayCurriculum", "StepTimer", "run_one", "run", "load_rows", "summary", "cost",
 ]
 
@@ -97,7 +98,7 @@ class RelayCurriculum(Callback):
 
     def __init__(self, topology: str, stages: list[tuple[int, int]], *, k: int, seed: int, train_samples: int,
                  val_samples: int, make_split: Any) -> None:
-        self.topology, self.stages, self.k, self.seed = topology, stages, k, seed
+        self.topology, self.stages, self.k, self.seed = parse_topology(topology), stages, k, seed
         self.train_samples, self.val_samples, self.make_split = train_samples, val_samples, make_split
         self.current: int | None = None
         self._last: dict[str, tuple[tuple[int, int, int], ModalitySubset]] = {}
@@ -125,10 +126,12 @@ class RelayCurriculum(Callback):
         if isinstance(model.graph, LearnableWSGraph):
             counts = {m: tokens for m in CrossModalRelay.modalities}
             return model.graph if model.graph.nodes == counts else model.graph.with_nodes(counts)
-        return build_topology(self.topology, tokens, self.k, self.seed)
+        return self.topology.build(tokens, self.k, self.seed)
 
     def _enter(self, trainer: Any, stage: int) -> None:
-        trainer.model.set_graph(self.graph_for(trainer.model, self.stages[stage][0]))
+        tokens = self.stages[stage][0]
+        model = trainer.model
+        model.set_graph(self.graph_for(model, tokens), self.topology.depth(tokens, self.k, len(model.attention)))
         trainer.model.to(next(trainer.model.parameters()).device)
         trainer.val_set = self.val_split(stage)
         self.current = stage
@@ -189,8 +192,7 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
     :func:`wsfusion.train.train`; with ``out`` (a folder) the run checkpoints every epoch there and
     a killed run resumes.
     """
-    if not _known(topology):
-        raise ValueError(f"topology must be one of {_EXPECTED}, got {topology!r}")
+    spec = parse_topology(topology)
     device = torch.device(device)
     train_label = "pair" if label == "sum" else label
     stages = [(t, e) for t, e in curriculum if t < tokens] + [(tokens, epochs)]
@@ -207,15 +209,16 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
     torch.manual_seed(seed)
     test = split("test", tokens, test_samples, seed)
     test_set = in_memory(test)  # generated once: every access to test.inputs draws the samples again
-    first = build_topology(topology, stages[0][0], k, seed)
-    model = RoutingModel(test.feature_dim, width, heads, layers, test.num_labels, first)
+    first = spec.build(stages[0][0], k, seed)
+    model = RoutingModel(test.feature_dim, width, heads, layers, test.num_labels, first,
+                         spec.depth(stages[0][0], k, layers))
     learned = isinstance(first, LearnableWSGraph)
     schedule = RelayCurriculum(topology, stages, k=k, seed=seed, train_samples=train_samples,
                                val_samples=min(test_samples, 256), make_split=split)
     timer = StepTimer(tokens)
     callbacks: list[Callback] = [schedule, timer]
-    if topology in REWIRED:
-        callbacks.append(Rewirer(edges="attention", mode=topology, delta_t=rewire_every, alpha=rewire_fraction,
+    if spec.rewire is not None:
+        callbacks.append(Rewirer(edges="attention", mode=spec.rewire, delta_t=rewire_every, alpha=rewire_fraction,
                                  end_fraction=1.0, pool_factor=4, seed=seed))
     config = TrainConfig(epochs=sum(e for _, e in stages), batch_size=batch_size, lr=lr, weight_decay=0.01,
                          lr_schedule="constant", warmup_epochs=0.0, topology_lr=topology_lr if learned else None,
@@ -243,11 +246,12 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
     return {
         "topology": topology, "tokens": tokens, "nodes": 3 * tokens, "seed": seed,
         "edges": None if evaluated is None else evaluated.num_edges, "k": k, "layers": layers,
+        "depth": model.depth, "params": sum(p.numel() for p in model.parameters()),
         "test_acc": int((predicted == labels).sum()) / len(test), "train_label_acc": correct_label / len(test),
         "chance": 1 / (num_classes if label == "sum" else test.num_labels),
         **path_statistics(evaluated, seed),
-        **(query_reach(evaluated, tokens, layers, num_classes, label) if placement == "random" else {}),
-        "beta": None if topology in REWIRED else _beta(model.graph),
+        **(query_reach(evaluated, tokens, model.depth, num_classes, label) if placement == "random" else {}),
+        "beta": None if spec.rewire is not None else _beta(model.graph),
         "ms_per_step": statistics.median(timer.ms) if timer.ms else None,
         "peak_mb": peak, "device": device.type,
         "label": label, "placement": placement, "epochs": epochs,
@@ -335,9 +339,8 @@ def run(tokens: tuple[int, ...] = DEFAULT_TOKENS, topologies: tuple[str, ...] = 
     folder, and :func:`load_rows` reads the folders too). ``progress`` prints one line per row to
     stderr.
     """
-    unknown = [t for t in topologies if not _known(t)]
-    if unknown:
-        raise ValueError(f"unknown topologies {unknown}; expected some of {_EXPECTED}")
+    for t in topologies:
+        parse_topology(t)  # refuse an unknown label before any run starts
     config = _config(options)
     device_type = torch.device(device).type
 
@@ -409,8 +412,10 @@ def _training_step(topology: str, tokens: int, *, k: int, layers: int, width: in
     torch.manual_seed(seed)
     data = CrossModalRelay("test", tokens=tokens, num_samples=batch_size, num_classes=num_classes, label="pair",
                            seed=seed)
-    graph = build_topology(topology, tokens, k, seed)
-    model = RoutingModel(data.feature_dim, width, heads, layers, data.num_labels, graph).to(device)
+    spec = parse_topology(topology)
+    graph = spec.build(tokens, k, seed)
+    model = RoutingModel(data.feature_dim, width, heads, layers, data.num_labels, graph,
+                         spec.depth(tokens, k, layers)).to(device)
     optimizer = torch.optim.AdamW(model.parameters())
     inputs, labels = data.inputs, data.labels
     inputs, labels = {m: x.to(device) for m, x in inputs.items()}, labels.to(device)
@@ -451,10 +456,11 @@ def cost(tokens: tuple[int, ...] = COST_TOKENS, topologies: tuple[str, ...] = ("
                              "peak_mb": None, "skipped": f"dense beyond {max_dense_tokens} tokens per modality"})
                 continue
             step, graph = built[t]
+            depth = parse_topology(t).depth(n, k, layers)
             rows.append({"topology": t, "tokens": n, "nodes": 3 * n, "batch_size": batch_size,
-                         "edges": None if graph is None else graph.num_edges, "ms_per_step": ms[t],
+                         "edges": None if graph is None else graph.num_edges, "depth": depth, "ms_per_step": ms[t],
                          "peak_mb": peak_memory_mb({"step": step}, device)["step"],
-                         **path_statistics(graph, seed), **query_reach(graph, n, layers, num_classes)})
+                         **path_statistics(graph, seed), **query_reach(graph, n, depth, num_classes)})
         del built
     return rows
 

@@ -6,6 +6,9 @@ See :mod:`wsfusion.bench.routing` for the protocol and the runs.
 from __future__ import annotations
 
 import copy
+import math
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,49 +36,112 @@ DEFAULT_CURRICULUM = ((8, 20), (16, 4), (32, 4))
 EXACT_PATHS_MAX_NODES, PATH_SOURCES = 4096, 512
 
 
-def build_topology(name: str, tokens: int, k: int, seed: int) -> CrossModalGraph | LearnableWSGraph | None:
-    """The graph of a topology over ``3 * tokens`` tokens (``None`` for ``dense``), ``N k / 2`` edges each.
+@dataclass(frozen=True)
+class RoutingTopology:
+    r"""A routing topology label, parsed once: which graph to build, how it changes, how deep the model runs.
 
-    ``lattice`` is the interleaved ring lattice (beta = 0), ``ws-<beta>`` Watts-Strogatz on the
-    interleaved ring (``-blocked``: modality blocks on the ring), ``random`` beta = 1, and
-    ``bigbird`` one global token (the middle ``text`` token, joined to every node), a ring
-    window of ``k/2`` on the interleaved ring, and random pairs for the rest of the budget.
-    ``learned-<beta>`` is a :class:`~wsfusion.topology.LearnableWSGraph` starting at that beta
-    (``N k / 2`` edges in expectation); ``set`` and ``rigl`` start from the lattice and are
-    rewired during training (:class:`~wsfusion.train.Rewirer` with ``edges="attention"``).
+    Labels (:func:`parse_topology`) are ``[set-|rigl-]<base>[-blocked][-hub<h>[pm]][-deep]``, ``dense``
+    or ``learned-<beta>[-deep]``. ``<base>`` is ``lattice`` (the interleaved ring lattice),
+    ``ws-<beta>`` (Watts-Strogatz on the interleaved ring, ``beta`` in :math:`[0, 1)`; ``-blocked``:
+    modality blocks on the ring), ``random`` (beta = 1) or ``bigbird`` (one global token, the middle
+    ``text`` token, a ``k/2`` window, random pairs for the rest); each is the
+    :func:`wsfusion.graphs.build` topology of that name. ``-hub<h>`` adds ``h`` hub nodes to the base
+    within the same budget (:func:`wsfusion.graphs.hub_graph`; shared, or ``pm`` per modality).
+    ``set-`` / ``rigl-`` rewire the base during training
+    (:class:`~wsfusion.train.Rewirer` with ``edges="attention"``; ``set`` / ``rigl`` alone start from
+    the lattice). ``learned-<beta>`` is a :class:`~wsfusion.topology.LearnableWSGraph` on the
+    interleaved ring starting at that beta (in :math:`(0, 1)`). ``-deep`` runs the model's blocks
+    cyclically (weights shared) to depth :math:`\max(L, \lceil \log N / \log(k - 1) \rceil + 1)`
+    (:meth:`depth`): the height of a tree of branching ``k - 1`` over the ``N`` nodes, plus one.
+
+    Every sparse graph has ``N k / 2`` undirected edges (in expectation for ``learned``).
     """
-    if not _known(name):
-        raise ValueError(f"topology must be one of {_EXPECTED}, got {name!r}")
-    counts = {m: tokens for m in CrossModalRelay.modalities}
-    if name == "dense":
-        return None
-    if name.startswith("learned-"):
-        return LearnableWSGraph(counts, k, float(name[len("learned-"):]), seed=seed, order="interleaved")
-    if name in ("lattice", *REWIRED):
-        return graphs.build("lattice", counts, k, seed=seed)
-    if name == "random":
-        return graphs.build("random", counts, k, seed=seed)
-    if name.startswith("ws-"):
-        beta, _, order = name[3:].partition("-")
-        return graphs.build("ws", counts, k, beta=float(beta), seed=seed, order=order or "interleaved")
-    return graphs.build("bigbird", counts, k, seed=seed)
+
+    label: str
+    graph: str | None  #: the :func:`wsfusion.graphs.build` name of the starting graph; ``None``: dense
+    options: tuple[tuple[str, Any], ...] = ()  #: its options (besides ``seed``)
+    learned_beta: float | None = None  #: the initial beta of a learned topology
+    rewire: str | None = None  #: ``"set"`` / ``"rigl"``: rewired during training
+    deep: bool = False  #: depth grows with the length (:meth:`depth`)
+
+    def build(self, tokens: int, k: int, seed: int) -> CrossModalGraph | LearnableWSGraph | None:
+        """The graph over ``3 * tokens`` relay tokens (``None`` for ``dense``)."""
+        counts = {m: tokens for m in CrossModalRelay.modalities}
+        if self.learned_beta is not None:
+            return LearnableWSGraph(counts, k, self.learned_beta, seed=seed, order="interleaved")
+        if self.graph is None:
+            return None
+        return graphs.build(self.graph, counts, k, seed=seed, **dict(self.options))
+
+    def depth(self, tokens: int, k: int, layers: int) -> int:
+        r"""Rounds of message passing at this length: ``layers``, or with ``-deep``
+        :math:`\max(L, \lceil \log N / \log(k - 1) \rceil + 1)` for :math:`N = 3 T` nodes."""
+        if not self.deep:
+            return layers
+        return max(layers, math.ceil(math.log(3 * tokens) / math.log(k - 1)) + 1)
 
 
-def _known(name: str) -> bool:
-    if name in TOPOLOGIES or name in REWIRED:
-        return True
-    for prefix, low in (("learned-", 0.0), ("ws-", -1e-12)):
-        if name.startswith(prefix):
-            beta, _, order = name[len(prefix):].partition("-")
-            try:
-                return low < float(beta) < 1.0 and order in ("", "blocked") and (prefix == "ws-" or not order)
-            except ValueError:
-                return False
-    return False
+#: The label grammar, for errors.
+_EXPECTED = (f"{list(TOPOLOGIES) + list(REWIRED)}, or [set-|rigl-]<lattice|ws-<beta in [0, 1)>|random|bigbird>"
+             "[-blocked][-hub<h>[pm]][-deep], or learned-<beta in (0, 1)>[-deep]")
 
 
-#: What the topology errors list.
-_EXPECTED = f"{list(TOPOLOGIES) + list(REWIRED)}, ws-<beta>[-blocked] or learned-<beta in (0, 1)>"
+def parse_topology(label: str) -> RoutingTopology:
+    """Parse a routing topology label (:class:`RoutingTopology` gives the grammar); a ``ValueError`` names it."""
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"topology {label!r}: {why}; expected one of {_EXPECTED}")
+
+    if not isinstance(label, str):
+        raise TypeError(f"topology must be a string label, got {type(label).__name__}")
+    parts = label.split("-")
+    deep = parts[-1] == "deep" and len(parts) > 1
+    if deep:
+        parts.pop()
+    if parts == ["dense"]:
+        if deep:
+            raise refuse("dense attention reaches every token in one layer; -deep is for sparse graphs")
+        return RoutingTopology(label, None)
+    rewire = parts.pop(0) if parts[0] in REWIRED else None
+    if rewire is not None and not parts:
+        parts = ["lattice"]
+    base, *rest = parts or [""]
+
+    def beta(text: str | None, low_open: bool) -> float:
+        try:
+            value = float(text) if text is not None else math.nan
+        except ValueError:
+            value = math.nan
+        if not (0.0 < value < 1.0 if low_open else 0.0 <= value < 1.0):
+            raise refuse(f"beta must be in {'(0, 1)' if low_open else '[0, 1)'}, got {text!r}")
+        return value
+
+    if base == "learned":
+        value = beta(rest.pop(0) if rest else None, low_open=True)
+        if rest or rewire:
+            raise refuse("a learned topology takes no other modifier than -deep")
+        return RoutingTopology(label, None, learned_beta=value, deep=deep)
+    if base == "ws":
+        options: dict[str, Any] = {"beta": beta(rest.pop(0) if rest else None, low_open=False), "order": "interleaved"}
+        if rest and rest[0] == "blocked":
+            options["order"] = rest.pop(0)
+    elif base in ("lattice", "random", "bigbird"):
+        options = {}
+    else:
+        raise refuse(f"unknown base graph {base!r}")
+    name = base
+    if rest and (hub := re.fullmatch(r"hub([1-9][0-9]*)(pm)?", rest[0])):
+        rest.pop(0)
+        options = {"hubs": int(hub[1]), "per_modality": hub[2] is not None, "base": base, **options}
+        name = "hub"
+    if rest:
+        raise refuse(f"unexpected {'-'.join(rest)!r}")
+    return RoutingTopology(label, name, tuple(options.items()), rewire=rewire, deep=deep)
+
+
+def build_topology(name: str, tokens: int, k: int, seed: int) -> CrossModalGraph | LearnableWSGraph | None:
+    """The graph of topology label ``name`` over ``3 * tokens`` tokens (``None`` for ``dense``), ``N k / 2``
+    edges each: :meth:`parse_topology(name).build <RoutingTopology.build>`."""
+    return parse_topology(name).build(tokens, k, seed)
 
 
 def path_statistics(graph: CrossModalGraph | None, seed: int = 0) -> dict[str, Any]:
@@ -127,13 +193,15 @@ class RoutingModel(nn.Module):
     ``graph`` is ``None`` (dense attention), a :class:`~wsfusion.graphs.CrossModalGraph`, or a
     :class:`~wsfusion.topology.LearnableWSGraph` whose gates (a sample in training, the fixed
     :attr:`eval_graph` sample in evaluation) weight the attention over its candidate edges.
-    :meth:`set_graph` swaps the graph (a curriculum over lengths): no weight depends on it. The
+    :meth:`set_graph` swaps the graph (a curriculum over lengths): no weight depends on it.
+    ``depth`` (default ``layers``) rounds of message passing run the ``layers`` blocks cyclically
+    (weights shared across rounds, so the parameter count does not change with it). The
     forward pass takes the trainer's ``(inputs, mask, input_mask)`` (the relay has neither mask)
     and ``edges=`` (an :class:`~wsfusion.train.attention_rewiring.EdgeGatedModel`).
     """
 
     def __init__(self, in_dim: int, width: int, heads: int, layers: int, num_classes: int,
-                 graph: CrossModalGraph | LearnableWSGraph | None) -> None:
+                 graph: CrossModalGraph | LearnableWSGraph | None, depth: int | None = None) -> None:
         super().__init__()
         self.project = nn.Linear(in_dim, width)
         self.modality = nn.Embedding(len(CrossModalRelay.modalities), width)
@@ -147,14 +215,20 @@ class RoutingModel(nn.Module):
         self.classify = nn.Linear(width, num_classes)
         self.graph: CrossModalGraph | LearnableWSGraph | None = None
         self.eval_graph: CrossModalGraph | None = None
-        self.set_graph(graph)
+        self.depth = layers
+        self.set_graph(graph, depth)
 
-    def set_graph(self, graph: CrossModalGraph | LearnableWSGraph | None) -> None:
-        """Use ``graph`` from now on (for a learned beta over another length, pass
-        :meth:`LearnableWSGraph.with_nodes <wsfusion.topology.LearnableWSGraph.with_nodes>`: one beta)."""
+    def set_graph(self, graph: CrossModalGraph | LearnableWSGraph | None, depth: int | None = None) -> None:
+        """Use ``graph`` (and ``depth`` rounds, default the number of blocks) from now on (for a learned beta
+        over another length, pass :meth:`LearnableWSGraph.with_nodes
+        <wsfusion.topology.LearnableWSGraph.with_nodes>`: one beta)."""
         if (graph is None) != isinstance(self.attention[0], nn.MultiheadAttention):
             raise ValueError("a dense model takes no graph, and a sparse one needs one")
-        self.graph, self.eval_graph = graph, None
+        layers = len(self.attention)
+        if depth is not None and not (isinstance(depth, int) and depth >= layers):
+            raise ValueError(f"depth must be an int >= the {layers} blocks (each block runs at least once), "
+                             f"got {depth!r}")
+        self.graph, self.eval_graph, self.depth = graph, None, depth or layers
 
     def _edges(self, device: torch.device) -> tuple[Tensor, Tensor | None]:
         graph = self.graph
@@ -186,7 +260,9 @@ class RoutingModel(nn.Module):
             edge_index, edge_weight = edges
         else:
             edge_index, edge_weight = (None, None) if self.graph is None else self._edges(x.device)
-        for i, (attention, ffn) in enumerate(zip(self.attention, self.ffn)):
+        for depth in range(self.depth):
+            i = depth % len(self.attention)
+            attention, ffn = self.attention[i], self.ffn[i]
             z = self.norms[2 * i](h)
             if edge_index is None:
                 h = h + attention(z, z, z, need_weights=False)[0]
