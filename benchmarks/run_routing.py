@@ -29,6 +29,14 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(","))
 
 
+def _stages(text: str) -> tuple[tuple[int, int], ...]:
+    """``"8:20,16:4,32:4,64:4"`` -> ``((8, 20), (16, 4), (32, 4), (64, 4))``: (tokens, epochs) stages."""
+    try:
+        return tuple((int(t), int(e)) for t, e in (stage.split(":") for stage in text.split(",")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--curriculum wants tokens:epochs stages like 8:20,16:4, got {text!r}")
+
+
 def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -110,15 +118,22 @@ def main() -> None:
                         help="default: every fixed topology and dense (train), lattice,ws-0.3,bigbird,dense (cost)")
     parser.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4))
     parser.add_argument("--placement", choices=("random", "local"), default="random")
+    parser.add_argument("--curriculum", type=_stages,
+                        help="tokens:epochs stages before the target length (default: routing.DEFAULT_CURRICULUM); "
+                             "routing.LONG_CURRICULUM is 8:20,16:4,32:4,64:4,256:4")
+    parser.add_argument("--epochs", type=int, help="epochs at the target length (default: run_one's)")
+    parser.add_argument("--train-samples", type=int, help="training samples per stage (default: run_one's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.what == "train":
+        options = {name: value for name, value in (("curriculum", args.curriculum), ("epochs", args.epochs),
+                                                   ("train_samples", args.train_samples)) if value is not None}
         rows = routing.run(tokens=args.tokens or routing.DEFAULT_TOKENS, topologies=args.topologies or routing.TOPOLOGIES,
                            seeds=args.seeds, placement=args.placement, device=args.device,
-                           out=args.out / f"rows-{args.placement}.json", progress=True)
+                           out=args.out / f"rows-{args.placement}.json", progress=True, **options)
         print(json.dumps(routing.summary(rows), indent=1))
     elif args.what == "cost":
         rows = routing.cost(tokens=args.tokens or routing.COST_TOKENS, device=args.device,

@@ -18,7 +18,8 @@ Training protocol (the same for every topology; measured in ``docs/topology.md``
 * **a curriculum over the length:** :data:`DEFAULT_CURRICULUM` stages on short sequences
   first (a multi-hop relay is learned where a few hops suffice, then carries over: no weight
   depends on ``T``), then ``epochs`` at the target length. Without it, no sparse topology
-  learns even the one-code relay at ``T = 64`` while dense does.
+  learns even the one-code relay at ``T = 64`` while dense does. :data:`LONG_CURRICULUM` adds a
+  ``T = 64`` and a ``T = 256`` stage, for targets of 256 tokens and beyond.
 * **fresh samples every epoch** (``train_samples`` each), so no topology can memorise noise.
 * **the last epoch is scored** (no selection on a validation split; the trainer's validation
   accuracy at the stage's length is in the history).
@@ -49,6 +50,7 @@ from wsfusion._io import atomic_write_text
 from wsfusion._measure import interleaved_medians, peak_memory_mb, sync
 from wsfusion.bench.routing_task import (
     DEFAULT_CURRICULUM,
+    LONG_CURRICULUM,
     EXACT_PATHS_MAX_NODES,
     LEARNED,
     PATH_SOURCES,
@@ -71,7 +73,7 @@ from wsfusion.train.stats import ci95
 from wsfusion.train.trainer import ModalitySubset
 
 __all__ = [
-    "TOPOLOGIES", "LEARNED", "REWIRED", "DEFAULT_CURRICULUM", "EXACT_PATHS_MAX_NODES", "PATH_SOURCES",
+    "TOPOLOGIES", "LEARNED", "REWIRED", "DEFAULT_CURRICULUM", "LONG_CURRICULUM", "EXACT_PATHS_MAX_NODES", "PATH_SOURCES",
     "RoutingModel", "RoutingTopology", "parse_topology", "build_topology", "evaluation_sample", "path_statistics",
     "query_reach",
     "RelayCurriculum", "StepTimer", "run_one", "run", "load_rows", "summary", "cost",

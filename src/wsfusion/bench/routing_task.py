@@ -32,6 +32,8 @@ LEARNED = ("learned-0.01", "learned-0.5")
 REWIRED = ("set", "rigl")
 #: ``(tokens, epochs)`` stages trained before the target length (those shorter than it).
 DEFAULT_CURRICULUM = ((8, 20), (16, 4), (32, 4))
+#: The curriculum for T >= 256 (issue 20): also a T = 64 and a T = 256 stage before the target length.
+LONG_CURRICULUM = DEFAULT_CURRICULUM + ((64, 4), (256, 4))
 #: Path statistics are exact up to this many nodes, estimated from this many BFS sources beyond.
 EXACT_PATHS_MAX_NODES, PATH_SOURCES = 4096, 512
 
