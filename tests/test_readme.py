@@ -302,7 +302,7 @@ def test_results_table_parameter_columns_equal_the_configured_models(part):
 
     from wsfusion.data import AVDigits
     from wsfusion.train import TrainConfig
-    from wsfusion.train.compare import run_config
+    from wsfusion.train.compare import row_options, run_config
     from wsfusion.models import build_model
 
     from wsfusion.data import NOTEBOOK_SHAPES
@@ -323,7 +323,7 @@ def test_results_table_parameter_columns_equal_the_configured_models(part):
     assert len(rows) >= 3
     for row in rows:
         name = row["fusion"].strip("`")
-        run = run_config(base, name, 0, config["fusion_options"].get(name, {}))
+        run = run_config(base, name, 0, row_options(name, config["fusion_options"]))
         used = {m: s for m, s in shapes.items() if not run.modalities or m in run.modalities}
         model = build_model(run.fusion, used, num_classes, **run.model_options())
         table_counts = (number(row["fusion params"]), number(row["total params"]))

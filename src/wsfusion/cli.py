@@ -379,12 +379,14 @@ def _add_compare(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     _add_run_options(p)
-    p.add_argument("--fusions", help="comma-separated names, only-<modality> for a unimodal row "
+    p.add_argument("--fusions", help="comma-separated names, only-<modality> for a unimodal row, <fusion>@<variant> "
+                                     "for a fusion with the options of its --fusion-options key "
                                      "(default: every registered fusion and one unimodal row per modality)")
     p.add_argument("--seeds", type=_parse_seeds, default=[0],
                    help="a count N (seeds 0..N-1) or a comma-separated list such as 11,12,13 (default: 1)")
     p.add_argument("--fusion-options", metavar="FILE.json",
-                   help="per-fusion options {fusion: {option: value}}, e.g. docs/results/tuning/chosen.json")
+                   help="per-fusion options {fusion: {option: value}}, e.g. docs/results/tuning/chosen.json; "
+                        "a <fusion>@<variant> key updates its fusion's options")
     p.set_defaults(handler=_run_compare, _parser=p)
 
 

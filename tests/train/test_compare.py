@@ -250,3 +250,33 @@ def test_latency_is_timed_by_the_shared_measuring_helper(monkeypatch):
     model = model_for(BASE, train_set.modality_shapes, train_set.num_classes)
     assert latency_ms(model, test_set, reps=7) == 1.25
     assert calls == [(["forward"], 7, "cpu", 1)]
+
+
+def test_a_variant_row_runs_its_fusion_with_its_options_over_the_fusions():
+    from wsfusion.train.compare import check, family, row_fusion, row_options, run_config
+
+    options = {"ws-gnn": {"segments": 4, "node_dim": 8, "k": 2}, "ws-gnn@k4": {"k": 4}}
+    assert row_fusion("ws-gnn@k4") == "ws-gnn" and family("ws-gnn@k4") == "ws"
+    assert row_options("ws-gnn@k4", options) == {"segments": 4, "node_dim": 8, "k": 4}
+    assert row_options("ws-gnn", options) == options["ws-gnn"]  # a plain row never reads a variant's options
+    assert row_options("late@wide", {}) == {}
+    run = run_config(BASE, "ws-gnn@k4", 3, row_options("ws-gnn@k4", options))
+    assert (run.fusion, run.seed, run.fusion_options) == ("ws-gnn", 3, {"segments": 4, "node_dim": 8, "k": 4})
+    assert check(BASE, ["ws-gnn", "ws-gnn@k4"], options) == ["ws-gnn", "ws-gnn@k4"]
+    with pytest.raises(ValueError, match=r"a variant row is <fusion>@<variant>, got 'ws-gnn@'"):
+        check(BASE, ["ws-gnn@"], options)
+    with pytest.raises(ValueError, match=r"unknown fusion 'ws-gnx'"):
+        check(BASE, ["late"], {"ws-gnx@k4": {"k": 4}})
+    with pytest.raises(ValueError, match=r"name a unimodal row by its modality"):
+        check(BASE, ["unimodal@a"], {})
+
+
+def test_variant_rows_train_apart_and_report_their_own_graph(tmp_path):
+    options = {"ws-gnn": {"segments": 4, "node_dim": 8, "k": 2}, "ws-gnn@k4": {"k": 4}}
+    results = compare(BASE.replace(epochs=1), ["ws-gnn", "ws-gnn@k4"], seeds=(0,), out=tmp_path,
+                      fusion_options=options, progress=False)
+    rows = {r["fusion"]: r for r in results["rows"]}
+    assert rows["ws-gnn"]["graph"]["k"] == 2 and rows["ws-gnn@k4"]["graph"]["k"] == 4
+    assert rows["ws-gnn@k4"]["options"] == {"segments": 4, "node_dim": 8, "k": 4}
+    config = json.loads((tmp_path / "runs" / "ws-gnn@k4-seed0" / "result.json").read_text())["config"]
+    assert config["fusion"] == "ws-gnn" and config["fusion_options"]["k"] == 4

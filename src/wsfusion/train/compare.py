@@ -39,7 +39,7 @@ from wsfusion.train.trainer import (
 
 __all__ = [
     "compare", "check", "default_fusions", "run_config", "run_name", "add_paired_tests", "latency_ms",
-    "NOISE_LEVELS", "UNIMODAL_PREFIX",
+    "row_fusion", "row_options", "NOISE_LEVELS", "UNIMODAL_PREFIX", "VARIANT_SEPARATOR",
     # re-exported from wsfusion.train.stats / .report / wsfusion.data.corruptions
     "ALPHA", "ci95", "paired_p_value", "verdict", "results_markdown", "write_report", "noise_transform",
     "missing_transform",
@@ -67,6 +67,23 @@ def latency_ms(model: torch.nn.Module, dataset: Any, batch_size: int = 64, reps:
 
 #: The prefix of a unimodal row: ``only-<modality>``.
 UNIMODAL_PREFIX = "only-"
+#: A variant row ``<fusion>@<variant>`` (e.g. ``ws-transformer@bigbird``): the fusion with the
+#: options of ``fusion_options["<fusion>"]`` updated by those of ``fusion_options["<fusion>@<variant>"]``.
+VARIANT_SEPARATOR = "@"
+
+
+def row_fusion(name: str) -> str:
+    """The registered fusion a (non-unimodal) row runs: ``name`` without its ``@<variant>``."""
+    fusion, separator, variant = name.partition(VARIANT_SEPARATOR)
+    if separator and not (fusion and variant):
+        raise ValueError(f"compare: a variant row is <fusion>{VARIANT_SEPARATOR}<variant>, got {name!r}")
+    return fusion
+
+
+def row_options(name: str, fusion_options: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Row ``name``'s fusion options: ``fusion_options[name]``, over its fusion's for a variant row."""
+    base = {} if VARIANT_SEPARATOR not in name else dict(fusion_options.get(row_fusion(name), {}))
+    return {**base, **fusion_options.get(name, {})}
 
 
 def default_fusions(modalities: Sequence[str]) -> list[str]:
@@ -76,13 +93,15 @@ def default_fusions(modalities: Sequence[str]) -> list[str]:
 
 
 def run_config(base: TrainConfig, name: str, seed: int, options: Mapping[str, Any]) -> TrainConfig:
-    """The run of row ``name``: a fusion, or ``only-<m>`` (that modality's encoder and the same head)."""
+    """The run of row ``name``: a fusion, a variant ``<fusion>@<variant>`` of one (its ``options`` as
+    :func:`row_options` merges them), or ``only-<m>`` (that modality's encoder and the same head)."""
     if name.startswith(UNIMODAL_PREFIX):
         return base.replace(fusion="unimodal", modalities=[name[len(UNIMODAL_PREFIX):]], seed=seed,
                             fusion_options=dict(options))
-    if fusion_registry.fusion_class(name).family == "unimodal":
+    fusion = row_fusion(name)
+    if fusion_registry.fusion_class(fusion).family == "unimodal":
         raise ValueError(f"compare: name a unimodal row by its modality, {UNIMODAL_PREFIX}<modality>, not {name!r}")
-    return base.replace(fusion=name, seed=seed, fusion_options=dict(options))
+    return base.replace(fusion=fusion, seed=seed, fusion_options=dict(options))
 
 
 def check_rows(fusions: Sequence[str], fusion_options: Mapping[str, Any], modalities: Sequence[str]) -> None:
@@ -95,7 +114,7 @@ def check_rows(fusions: Sequence[str], fusion_options: Mapping[str, Any], modali
             run_config(TrainConfig(), name, 0, {})  # unknown and unimodal names raise here
     for name in fusion_options:
         if not name.startswith(UNIMODAL_PREFIX):
-            fusion_registry.fusion_class(name)  # an options key that is no fusion is a typo
+            fusion_registry.fusion_class(row_fusion(name))  # an options key that is no fusion is a typo
 
 
 def run_name(name: str, seed: int, precision: str = "32") -> str:
@@ -120,13 +139,13 @@ def check(
     check_rows(rows, fusion_options, modalities)
     seeds = list(seeds) or [0]
     for name in rows:
-        check_config(run_config(base, name, int(seeds[0]), fusion_options.get(name, {})))
+        check_config(run_config(base, name, int(seeds[0]), row_options(name, fusion_options)))
     return rows
 
 
 def family(name: str) -> str:
     """The row's family: its fusion's (``baseline``, ``ws``, ...), or ``unimodal`` for ``only-<m>``."""
-    return "unimodal" if name.startswith(UNIMODAL_PREFIX) else fusion_registry.fusion_class(name).family
+    return "unimodal" if name.startswith(UNIMODAL_PREFIX) else fusion_registry.fusion_class(row_fusion(name)).family
 
 
 def graph_summary(graph: CrossModalGraph) -> dict[str, Any]:
@@ -236,7 +255,10 @@ def compare(
 ) -> dict[str, Any]:
     """Train every fusion with the same encoders, data, seeds and epoch budget; evaluate them alike.
 
-    ``fusions`` are registered names or ``only-<modality>`` unimodal rows
+    ``fusions`` are registered names, variants ``<fusion>@<variant>`` of them
+    (the same fusion with other options, e.g. ``ws-transformer@bigbird`` with
+    ``fusion_options={"ws-transformer@bigbird": {"topology": "bigbird"}}``, see
+    :func:`row_options`) or ``only-<modality>`` unimodal rows
     (default: :func:`default_fusions`, every fusion plus one unimodal row per
     modality). Per row, over ``seeds``: test accuracy (mean, std, per seed,
     95% t-interval half-width ``test_acc_ci95``), ``vs_best_baseline`` (the
@@ -267,7 +289,7 @@ def compare(
         per_seed: list[dict[str, Any]] = []
         for seed in seeds:
             bar.set_postfix(fusion=name, seed=seed)
-            config = run_config(base, name, seed, fusion_options.get(name, {}))
+            config = run_config(base, name, seed, row_options(name, fusion_options))
             run_dir = None if out is None else Path(out) / "runs" / run_name(name, seed, base.precision)
             evaluation, history = run_and_evaluate(config, run_dir, datasets_by_seed[seed], all_modalities, noise_levels)
             per_seed.append(evaluation)
@@ -278,7 +300,7 @@ def compare(
         edges = per_seed[0].get("graph_edges")
         if plotted is None and edges is not None:
             plotted = (name, graph_from_record(edges))
-        rows.append(summarize_row(name, per_seed, fusion_options.get(name, {}), all_modalities))
+        rows.append(summarize_row(name, per_seed, row_options(name, fusion_options), all_modalities))
     bar.close()
     add_paired_tests(rows)
     results = {
