@@ -89,24 +89,27 @@ def report(out: Path, plot: bool = True) -> str:
         for name in names:
             summary = sorted(groups[name], key=lambda r: (r["tokens"], _rank(r["topology"]), r["topology"]))
             parts.append(f"### {placement}" + (f" ({name})" if name else "") +
-                         "\n\n| T | topology | edges | avg path | diameter | reach bound | test acc (sum) | seeds "
-                         "| beta | ms/step |\n|---:|---|---:|---:|---:|---:|---|---:|---:|---:|")
+                         "\n\n| T | topology | edges | depth | avg path | diameter | reach bound | test acc (sum) "
+                         "| seeds | beta | ms/step | peak MB | params |\n"
+                         "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
             for r in summary:
                 acc = f"{r['test_acc']:.3f}" + ("" if r["test_acc_ci95"] is None else f" ± {r['test_acc_ci95']:.3f}")
                 parts[-1] += (f"\n| {r['tokens']:,} | `{r['topology']}` | {_fmt(r['edges'], ',.0f') if r['edges'] is not None else 'all'} "
-                              f"| {_fmt(r['avg_path_length'], '.2f')} | {_fmt(r['diameter'], 'd')} "
+                              f"| {_fmt(r['depth'], 'd')} | {_fmt(r['avg_path_length'], '.2f')} | {_fmt(r['diameter'], 'd')} "
                               f"| {_fmt(r['reach_bound'])} | {acc} | {r['seeds']} | {_fmt(r['beta'], '.3f')} "
-                              f"| {_fmt(r['ms_per_step'], '.0f')} |")
+                              f"| {_fmt(r['ms_per_step'], '.0f')} | {_fmt(r['peak_mb'], '.0f')} "
+                              f"| {_fmt(r['params'], ',d')} |")
             parts.append(_per_seed_table(placement, name, summary, rows))
             if plot and placement == "random" and name == names[0]:  # the default options, or the only ones
                 routing_plot.plot(summary, out / "routing.png", cost_rows)
     if cost_rows:
-        parts.append("### cost per training step\n\n| T | topology | edges | ms/step | peak MB | reach bound |\n"
-                     "|---:|---|---:|---:|---:|---:|")
+        parts.append("### cost per training step\n\n| T | topology | edges | depth | ms/step | peak MB | reach bound "
+                     "| params |\n|---:|---|---:|---:|---:|---:|---:|---:|")
         for r in cost_rows:
             ms = "not run: " + r["skipped"] if r.get("skipped") else _fmt(r["ms_per_step"], ".0f")
-            parts[-1] += (f"\n| {r['tokens']:,} | `{r['topology']}` | {r.get('edges') or 'all'} | {ms} "
-                          f"| {_fmt(r['peak_mb'], '.0f')} | {_fmt(r.get('reach_bound'))} |")
+            parts[-1] += (f"\n| {r['tokens']:,} | `{r['topology']}` | {r.get('edges') or 'all'} | {_fmt(r.get('depth'), 'd')} "
+                          f"| {ms} | {_fmt(r['peak_mb'], '.0f')} | {_fmt(r.get('reach_bound'))} "
+                          f"| {_fmt(r.get('params'), ',d')} |")
     return "\n\n".join(parts)
 
 

@@ -258,7 +258,17 @@ def test_cost_rows_measure_a_training_step_and_skip_dense_beyond_the_limit():
         assert row["ms_per_step"] > 0 and 0.25 <= row["reach_bound"] <= 1.0 and row["batch_size"] == 4
     assert rows[1]["edges"] is None and rows[1]["reach_bound"] == 1.0
     assert rows[3]["ms_per_step"] is None and "beyond 8 tokens" in rows[3]["skipped"]
+    assert rows[0]["params"] == rows[1]["params"] > 0 and rows[0]["depth"] == 1
     json.dumps(rows)
+
+
+def test_a_deep_cost_row_runs_more_rounds_with_the_same_parameters():
+    rows = routing.cost(tokens=(16,), topologies=("ws-0.3", "ws-0.3-deep"), reps=1, layers=1, width=8, heads=2,
+                        batch_size=4)
+    plain, deep = rows
+    assert (plain["depth"], deep["depth"]) == (1, 3)  # ceil(log 48 / log 7) + 1
+    assert plain["params"] == deep["params"] and plain["edges"] == deep["edges"]
+    assert deep["reach_bound"] >= plain["reach_bound"]
 
 
 def test_the_report_script_reads_saved_rows_and_draws_the_plot(tmp_path):

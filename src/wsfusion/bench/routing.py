@@ -391,8 +391,13 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return None if None in values else statistics.mean(values)
 
         diameters = [r["diameter"] for r in group]
+        params = {r.get("params") for r in group}
+        depths = [r.get("depth", r.get("layers")) for r in group]
         out.append({"tokens": tokens, "topology": topology, "seeds": len(accs), "test_acc": statistics.mean(accs),
                     "test_acc_ci95": half, "edges": mean("edges"),
+                    # rows from before depth existed ran ``layers`` rounds; before params, say nothing
+                    "depth": None if None in depths else max(depths),
+                    "params": params.pop() if len(params) == 1 else None,
                     "avg_path_length": mean("avg_path_length"),
                     "diameter": None if None in diameters else max(diameters),
                     "reach_bound": mean("reach_bound"),
@@ -409,8 +414,9 @@ COST_TOKENS = (64, 256, 1024, 4096)
 
 
 def _training_step(topology: str, tokens: int, *, k: int, layers: int, width: int, heads: int, num_classes: int,
-                   batch_size: int, device: torch.device, seed: int) -> tuple[Any, CrossModalGraph | None]:
-    """One training step of :class:`RoutingModel` on ``topology`` (as a closure) and the graph it runs on."""
+                   batch_size: int, device: torch.device, seed: int) -> tuple[Any, CrossModalGraph | None, int]:
+    """One training step of :class:`RoutingModel` on ``topology`` (as a closure), the graph it runs on and
+    the model's parameter count."""
     torch.manual_seed(seed)
     data = CrossModalRelay("test", tokens=tokens, num_samples=batch_size, num_classes=num_classes, label="pair",
                            seed=seed)
@@ -428,7 +434,8 @@ def _training_step(topology: str, tokens: int, *, k: int, layers: int, width: in
         loss.backward()
         optimizer.step()
 
-    return step, evaluation_sample(graph) if isinstance(graph, LearnableWSGraph) else graph
+    params = sum(p.numel() for p in model.parameters())
+    return step, evaluation_sample(graph) if isinstance(graph, LearnableWSGraph) else graph, params
 
 
 def cost(tokens: tuple[int, ...] = COST_TOKENS, topologies: tuple[str, ...] = ("lattice", "ws-0.3", "bigbird", "dense"),
@@ -451,16 +458,17 @@ def cost(tokens: tuple[int, ...] = COST_TOKENS, topologies: tuple[str, ...] = ("
     for n in tokens:
         skipped = {t for t in topologies if t == "dense" and max_dense_tokens is not None and n > max_dense_tokens}
         built = {t: _training_step(t, n, **options) for t in topologies if t not in skipped}
-        ms = interleaved_medians({t: step for t, (step, _) in built.items()}, reps, device, warmup=1)
+        ms = interleaved_medians({t: step for t, (step, _, _) in built.items()}, reps, device, warmup=1)
         for t in topologies:
             if t in skipped:
                 rows.append({"topology": t, "tokens": n, "nodes": 3 * n, "batch_size": batch_size, "ms_per_step": None,
                              "peak_mb": None, "skipped": f"dense beyond {max_dense_tokens} tokens per modality"})
                 continue
-            step, graph = built[t]
+            step, graph, params = built[t]
             depth = parse_topology(t).depth(n, k, layers)
             rows.append({"topology": t, "tokens": n, "nodes": 3 * n, "batch_size": batch_size,
-                         "edges": None if graph is None else graph.num_edges, "depth": depth, "ms_per_step": ms[t],
+                         "edges": None if graph is None else graph.num_edges, "depth": depth, "params": params,
+                         "ms_per_step": ms[t],
                          "peak_mb": peak_memory_mb({"step": step}, device)["step"],
                          **path_statistics(graph, seed), **query_reach(graph, n, depth, num_classes)})
         del built
