@@ -235,6 +235,13 @@ def test_parameter_counts_table_equals_the_built_fusions():
     assert rows["ws-dense"][1] == rows["ws-sparse"][0]
 
 
+def test_the_fusion_name_table_lists_every_registered_fusion_and_its_class():
+    from wsfusion import fusion
+
+    rows = [(row["name"].strip("`"), row["class"].strip("`")) for row in table("| name | class | one line |")]
+    assert rows == [(name, fusion.fusion_class(name).__name__) for name in fusion.available()]
+
+
 def test_encoder_parameter_counts_in_the_prose():
     from wsfusion.encoders import AudioEncoder, TextEncoder, VisualEncoder
 
