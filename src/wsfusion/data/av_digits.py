@@ -61,6 +61,15 @@ def _stratified_split(labels: np.ndarray, rng: np.random.Generator) -> list[np.n
     return [np.concatenate(p) for p in parts]
 
 
+def _split_sources(raw: dict[str, np.ndarray], seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The train/val/test source rows of ``seed``: images and utterances each split 70/10/20 by
+    :func:`_stratified_split`, from their own random streams (every dataset built on these sources
+    uses this split, so one seed puts each image and utterance in the same split everywhere)."""
+    images = _stratified_split(raw["image_labels"], np.random.default_rng([seed, _STREAM_IMAGE_SPLIT]))
+    utterances = _stratified_split(raw["utt_labels"], np.random.default_rng([seed, _STREAM_AUDIO_SPLIT]))
+    return images, utterances
+
+
 def _pair(
     image_idx: np.ndarray, image_labels: np.ndarray,
     utt_idx: np.ndarray, utt_labels: np.ndarray, rng: np.random.Generator,
@@ -91,9 +100,8 @@ def _prepare(
 ) -> dict[str, dict[str, np.ndarray] | dict[str, object]]:
     """Split, pair, (add the fixed noise,) standardise; every split at once."""
     raw = _load_raw(mnist_path, fsdd_path)
-    rng = {k: np.random.default_rng([seed, k]) for k in (_STREAM_IMAGE_SPLIT, _STREAM_AUDIO_SPLIT, _STREAM_PAIRING)}
-    image_splits = _stratified_split(raw["image_labels"], rng[_STREAM_IMAGE_SPLIT])
-    utt_splits = _stratified_split(raw["utt_labels"], rng[_STREAM_AUDIO_SPLIT])
+    pairing_rng = np.random.default_rng([seed, _STREAM_PAIRING])
+    image_splits, utt_splits = _split_sources(raw, seed)
 
     # One padded [13, num_frames] array per utterance (leading frames kept).
     lengths = np.minimum(raw["lengths"], num_frames)
@@ -105,7 +113,7 @@ def _prepare(
     out: dict[str, dict] = {}
     for split, img_idx, utt_idx in zip(SPLITS, image_splits, utt_splits):
         image_index, audio_index = _pair(
-            img_idx, raw["image_labels"], utt_idx, raw["utt_labels"], rng[_STREAM_PAIRING]
+            img_idx, raw["image_labels"], utt_idx, raw["utt_labels"], pairing_rng
         )
         out[split] = {
             "image_index": image_index,
