@@ -20,13 +20,15 @@ from wsfusion.data.synthetic import SyntheticTriModal, synthetic_split
 #: Options that build each registered dataset small and offline (AV-digits: the fake files of conftest.py).
 CASES = {
     "av-digits": lambda root: {"root": root, "download": False, "hard": True, "seed": 1, "num_frames": 24},
+    "av-digit-strings": lambda root: {"root": root, "download": False, "length": 3, "frames_per_position": 8,
+                                      "num_samples": 10, "seed": 1},
     "synthetic": lambda root: {"num_samples": 12, "num_classes": 3, "kind": "redundancy", "seed": 2,
                                "modality_shapes": {"visual": [1, 8, 8], "text": [5, 4]}},
 }
 
 
 def test_available_lists_the_registered_datasets_in_order():
-    assert data.available() == ("av-digits", "synthetic")
+    assert data.available() == ("av-digits", "synthetic", "av-digit-strings")
 
 
 def test_every_registered_dataset_has_a_case_here():
@@ -87,7 +89,7 @@ def test_options_pass_through_to_the_dataset(av_root):
 
 def test_unknown_name_is_a_value_error_listing_the_names():
     for call in (data.build, data.layout, data.options):
-        with pytest.raises(ValueError, match=r"^unknown dataset 'mnist'; available: av-digits, synthetic$"):
+        with pytest.raises(ValueError, match=r"^unknown dataset 'mnist'; available: av-digits, synthetic, av-digit-strings$"):
             call("mnist")
 
 

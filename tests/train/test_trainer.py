@@ -193,7 +193,7 @@ def test_batches_shard_the_same_permutation_across_ranks():
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match=r"data must be one of \('av-digits', 'synthetic'\), got 'mnist'"):
+    with pytest.raises(ValueError, match=r"data must be one of \('av-digits', 'synthetic', 'av-digit-strings'\), got 'mnist'"):
         TrainConfig(data="mnist")
     with pytest.raises(ValueError, match=r"epochs must be a positive integer, got 0"):
         TrainConfig(epochs=0)

