@@ -18,7 +18,7 @@ from wsfusion.data.base import SPLITS, Layout, check_split
 from wsfusion.data.indexed import IndexedTensor
 from wsfusion.data.sources import fetch
 
-__all__ = ["AVDigitStrings"]
+__all__ = ["AVDigitStrings", "recognition_bound", "resample"]
 
 #: Positions of a string (the default of ``length``).
 LENGTH = 4
@@ -141,9 +141,9 @@ class AVDigitStrings(Dataset):
     AV-digits' clean train statistics of the same ``seed``.
 
     **Chance and bounds.** Chance is 0.5, and so is any single modality. The label is a noiseless
-    function of the digits, so the Bayes rate on the digits is 1.0, and it cannot rise with
-    :math:`S` (a genie revealing :math:`S - S'` matching positions turns a string into one of
-    length :math:`S'`). With per-digit recognition accuracies :math:`p_v, p_a` (errors uniform
+    function of the digits, so the Bayes rate on the digits is 1.0. From the images and
+    utterances, the best accuracy cannot rise with :math:`S` (a classifier of length-:math:`S`
+    strings decides a shorter string padded with matching positions of its own). With per-digit recognition accuracies :math:`p_v, p_a` (errors uniform
     over the other digits), a rule that sees only the recognised digits scores at most
     :func:`recognition_bound`; "positive iff every recognised pair agrees" scores at most
     :math:`\tfrac12 (1 + \alpha^S)`, :math:`\alpha \approx p_v p_a`. At
