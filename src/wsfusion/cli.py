@@ -200,7 +200,7 @@ def _run_graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_option(text: str) -> tuple[str, object]:
+def parse_option(text: str) -> tuple[str, object]:
     """``key=value`` with a JSON value (``conv=attention``, ``segments=8``, ``tokens=true``)."""
     import json
 
@@ -225,7 +225,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     patience = "none" if d.patience is None else d.patience
     p.add_argument("--data", choices=data.available(), default="av-digits",
                    help="dataset, a name of wsfusion.data.available() (default: av-digits)")
-    p.add_argument("--data-option", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--data-option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option, repeatable (e.g. --data-option num_frames=32; see wsfusion.data.options)")
     p.add_argument("--hard", action="store_true", help="AV-digits with noise on both modalities")
     p.add_argument("--synthetic-kind", choices=SYNTHETIC_KINDS, default=d.synthetic_kind,
@@ -333,7 +333,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_run_options(p)
     p.add_argument("--fusion", default="ws-gnn", help="fusion name, see `wsfusion fusions` (default: ws-gnn)")
-    p.add_argument("--option", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="fusion option, repeatable (e.g. --option conv=attention --option tokens=true)")
     p.add_argument("--modalities", type=_parse_modalities, metavar="M1,M2",
                    help="train on these modalities only (with --fusion unimodal: one of them)")
