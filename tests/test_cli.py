@@ -166,7 +166,7 @@ def test_data_fetch_prints_the_verified_files(tmp_path, capsys, monkeypatch):
 def test_seeds_take_a_count_or_a_list(text, seeds, monkeypatch):
     seen = {}
 
-    def fake_compare(base, names, seeds, out, fusion_options):
+    def fake_compare(base, names, seeds, out, fusion_options, init_from=None):
         seen.update(seeds=seeds, names=names, options=fusion_options, patience=base.patience)
         return {"rows": [], "config": {"seeds": seeds}}
 
@@ -188,7 +188,7 @@ def test_compare_reads_fusion_options_from_a_tuning_summary(tmp_path, monkeypatc
 
     seen = {}
     monkeypatch.setattr("wsfusion.train.compare.compare",
-                        lambda base, names, seeds, out, fusion_options: seen.update(options=fusion_options)
+                        lambda base, names, seeds, out, fusion_options, init_from: seen.update(options=fusion_options)
                         or {"rows": [], "config": {"seeds": seeds}})
     summary = tmp_path / "chosen.json"
     summary.write_text(json.dumps({"chosen": {"low-rank": {"rank": 8}}, "grid": {}}))
@@ -235,7 +235,7 @@ def test_train_precision_flag_reaches_the_run(tmp_path, capsys):
 def test_compare_passes_the_precision_through(monkeypatch):
     seen = {}
     monkeypatch.setattr("wsfusion.train.compare.compare",
-                        lambda base, names, seeds, out, fusion_options: seen.update(precision=base.precision)
+                        lambda base, names, seeds, out, fusion_options, init_from: seen.update(precision=base.precision)
                         or {"rows": [], "config": {"seeds": seeds}})
     assert main(["compare", "--data", "synthetic", "--fusions", "late", "--precision", "16"]) == 0
     assert seen["precision"] == "16"

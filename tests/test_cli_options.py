@@ -87,12 +87,14 @@ ROWS = [
     Row("train", "--modalities", ["--modalities", "visual,audio"], config("modalities"), ["visual", "audio"]),
     Row("train", "--seed", ["--seed", "5"], config("seed"), 5),
     Row("train", "--resume", ["--resume"], lambda seen: seen["resumed"], True, also=("--out", "{tmp}/run")),
+    Row("train", "--init-from", ["--init-from", "{tmp}/short"], config("init_from"), "{tmp}/short"),
     *run_rows("compare"),
     Row("compare", "--out", ["--out", "{tmp}/runs"], arg("compare", "out"), "{tmp}/runs"),
     Row("compare", "--fusions", ["--fusions", "late,only-audio"], arg("compare", "fusions"), ["late", "only-audio"]),
     Row("compare", "--seeds", ["--seeds", "11,12"], arg("compare", "seeds"), [11, 12]),
     Row("compare", "--fusion-options", ["--fusion-options", "{tmp}/options.json"], arg("compare", "fusion_options"),
         {"low-rank": {"rank": 8}}),
+    Row("compare", "--init-from", ["--init-from", "{tmp}/short"], arg("compare", "init_from"), "{tmp}/short"),
     Row("graph", "--nodes", ["--nodes", "v=3,t=5"], arg("graph", "nodes"), {"v": 3, "t": 5}),
     Row("graph", "--topology", ["--topology", "lattice"], arg("graph", "topology"), "lattice"),
     Row("graph", "--k", ["--k", "2"], arg("graph", "k"), 2),
@@ -184,7 +186,7 @@ def recorded(monkeypatch, tmp_path):
     def fake_compare(*args, **kwargs):
         call = _bound(real_compare, args, kwargs)
         seen["compare"] = {"fusions": call["fusions"], "seeds": call["seeds"], "out": call["out"],
-                           "fusion_options": call["fusion_options"]}
+                           "fusion_options": call["fusion_options"], "init_from": call["init_from"]}
         seen["config"] = call["base"]
         return {"rows": [], "config": {}}
 

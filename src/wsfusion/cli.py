@@ -339,6 +339,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                    help="train on these modalities only (with --fusion unimodal: one of them)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists")
+    p.add_argument("--init-from", metavar="RUN", help="start from the final weights of this run folder or checkpoint "
+                                                       "(matched by name and shape), e.g. a shorter-sequence run")
     p.set_defaults(handler=_run_train, _parser=p)
 
 
@@ -353,7 +355,7 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ValueError("--resume needs --out DIR (the folder holding checkpoint.pt)")
         _check_output_dir(args.out)
         config = _config(args, fusion=args.fusion, seed=args.seed, fusion_options=dict(args.option),
-                         modalities=args.modalities)
+                         modalities=args.modalities, init_from=args.init_from)
         check_config(config)
     with _usage_errors(args):  # setup: the data, the model, a checkpoint written with another config
         if args.out is not None:
@@ -387,6 +389,8 @@ def _add_compare(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion-options", metavar="FILE.json",
                    help="per-fusion options {fusion: {option: value}}, e.g. docs/results/tuning/chosen.json; "
                         "a <fusion>@<variant> key updates its fusion's options")
+    p.add_argument("--init-from", metavar="DIR", help="an earlier comparison's --out: every run starts from the final "
+                                                       "weights of its row and seed there (a curriculum over the length)")
     p.set_defaults(handler=_run_compare, _parser=p)
 
 
@@ -401,7 +405,8 @@ def _run_compare(args: argparse.Namespace) -> int:
             raise ValueError(f"--fusions names no fusion: {args.fusions!r}")
         fusion_options = _load_fusion_options(args.fusion_options)
         check(base, names, fusion_options, args.seeds)
-    results = compare(base, names, seeds=args.seeds, out=args.out, fusion_options=fusion_options)
+    results = compare(base, names, seeds=args.seeds, out=args.out, fusion_options=fusion_options,
+                      init_from=args.init_from)
     print(results_markdown(results))
     if args.out:
         print(f"wrote results.json, results.md and plots to {args.out}")

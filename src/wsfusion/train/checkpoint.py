@@ -26,6 +26,34 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+def warm_start(model: torch.nn.Module, path: str | os.PathLike[str]) -> None:
+    """Copy the model parameters of the checkpoint ``path`` (a ``checkpoint.pt``, or a run folder
+    holding one) into ``model``: its final weights, matched by name.
+
+    Every parameter of ``model`` must be in the checkpoint with the same shape, and the checkpoint
+    must hold no parameter ``model`` lacks; otherwise a ``ValueError`` names them (nothing is copied).
+    Buffers are ``model``'s own (a graph built for another length stays this model's). This is how a
+    run starts from a shorter-sequence run (a curriculum over the length), or fine-tunes.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "checkpoint.pt")
+    if not os.path.isfile(path):
+        raise ValueError(f"init_from: no checkpoint at {path!r}")
+    saved = load_checkpoint(path)["model"]
+    own = dict(model.named_parameters())
+    missing = sorted(set(own) - set(saved))
+    unexpected = sorted(n for n in set(saved) - set(own) if n not in dict(model.named_buffers()))
+    mismatched = [f"{n} {list(saved[n].shape)} (saved) vs {list(p.shape)}" for n, p in own.items()
+                  if n in saved and saved[n].shape != p.shape]
+    if missing or unexpected or mismatched:
+        raise ValueError(f"init_from {path!r} does not fit the model: missing {missing}, unexpected {unexpected}, "
+                         f"other shapes {mismatched}")
+    with torch.no_grad():
+        for name, parameter in own.items():
+            parameter.copy_(saved[name])
+
+
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) generator states, in weights-only-loadable form."""
     np_state = np.random.get_state()

@@ -39,7 +39,7 @@ from wsfusion.train.trainer import (
 
 __all__ = [
     "compare", "check", "default_fusions", "run_config", "run_name", "add_paired_tests", "latency_ms",
-    "row_fusion", "row_options", "NOISE_LEVELS", "UNIMODAL_PREFIX", "VARIANT_SEPARATOR",
+    "row_fusion", "row_options", "warm_start_path", "NOISE_LEVELS", "UNIMODAL_PREFIX", "VARIANT_SEPARATOR",
     # re-exported from wsfusion.train.stats / .report / wsfusion.data.corruptions
     "ALPHA", "ci95", "paired_p_value", "verdict", "results_markdown", "write_report", "noise_transform",
     "missing_transform",
@@ -141,6 +141,14 @@ def check(
     for name in rows:
         check_config(run_config(base, name, int(seeds[0]), row_options(name, fusion_options)))
     return rows
+
+
+def warm_start_path(init_from: str | Path, name: str, seed: int, precision: str = "32") -> Path:
+    """The checkpoint of row ``name`` and ``seed`` in the comparison folder ``init_from``; a ``ValueError`` if absent."""
+    path = Path(init_from) / "runs" / run_name(name, seed, precision) / "checkpoint.pt"
+    if not path.is_file():
+        raise ValueError(f"compare: init_from has no checkpoint for row {name!r} seed {seed} (expected {path})")
+    return path
 
 
 def family(name: str) -> str:
@@ -251,6 +259,7 @@ def compare(
     *,
     fusion_options: Mapping[str, Mapping[str, Any]] | None = None,
     noise_levels: Sequence[float] = NOISE_LEVELS,
+    init_from: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train every fusion with the same encoders, data, seeds and epoch budget; evaluate them alike.
@@ -277,11 +286,20 @@ def compare(
     its config and of its folder's name (:func:`run_name`), so a comparison
     at another precision never reuses a finished run. Every row is checked
     (:func:`check`) before any data is loaded.
+
+    ``init_from`` (an earlier comparison's ``out``, e.g. at a shorter sequence length) starts
+    every run from the final weights of the same row and seed there
+    (``TrainConfig.init_from``, :func:`~wsfusion.train.checkpoint.warm_start`): a curriculum
+    over the length, row by row. Every such checkpoint must exist before any run starts.
     """
     seeds = [int(s) for s in seeds]
     fusion_options = dict(fusion_options or {})
     rows, histories, plotted = [], {}, None
     fusions = check(base, fusions, fusion_options, seeds)  # before any data is loaded
+    if init_from is not None:
+        for name in fusions:
+            for seed in seeds:
+                warm_start_path(init_from, name, seed, base.precision)
     datasets_by_seed = {seed: build_datasets(base.replace(seed=seed)) for seed in seeds}
     all_modalities = list(datasets_by_seed[seeds[0]][2].inputs)
     bar = tqdm(total=len(fusions) * len(seeds), desc="compare", unit="run", disable=not progress)
@@ -290,6 +308,8 @@ def compare(
         for seed in seeds:
             bar.set_postfix(fusion=name, seed=seed)
             config = run_config(base, name, seed, row_options(name, fusion_options))
+            if init_from is not None:
+                config = config.replace(init_from=str(warm_start_path(init_from, name, seed, base.precision)))
             run_dir = None if out is None else Path(out) / "runs" / run_name(name, seed, base.precision)
             evaluation, history = run_and_evaluate(config, run_dir, datasets_by_seed[seed], all_modalities, noise_levels)
             per_seed.append(evaluation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,10 @@ class TrainConfig:
             (a :class:`~wsfusion.train.TemperatureSchedule` callback; its state is in the
             checkpoints and re-applied on resume).
         seed: Seeds data splits, initialisation, shuffling and dropout.
+        init_from: A checkpoint (or run folder) whose final model parameters initialise this
+            run's model, matched by name and shape (:func:`~wsfusion.train.checkpoint.warm_start`):
+            a curriculum over the sequence length, run by run. ``None`` (default): the seed's
+            initialisation.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"``.
         precision: ``"32"`` (float32, the default), ``"bf16"`` or ``"16"``: the forward
             pass and the loss, in training and in evaluation, run under
@@ -126,6 +131,7 @@ class TrainConfig:
     device: str = "cpu"
     precision: str = "32"
     data_options: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.data not in data_registry.available():
@@ -161,6 +167,8 @@ class TrainConfig:
                 raise ValueError(f"modalities must be a non-empty list of distinct names or None, got {self.modalities!r}")
             object.__setattr__(self, "modalities", [str(m) for m in self.modalities])
         object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
+        if self.init_from is not None:
+            object.__setattr__(self, "init_from", os.fspath(self.init_from))
 
     def _check_data_options(self) -> None:
         """``data_options`` names options of :attr:`data` that no field sets; kept as a plain dict."""

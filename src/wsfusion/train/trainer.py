@@ -27,7 +27,7 @@ from wsfusion.models import MultiModalNetwork, build_model
 from wsfusion.topology import LearnableWSGraph
 from wsfusion.train import distributed
 from wsfusion.train.callbacks import Callback, TemperatureSchedule
-from wsfusion.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from wsfusion.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, warm_start
 from wsfusion.train.batching import (
     Batch,
     InMemoryDataset,
@@ -264,6 +264,8 @@ class Trainer:
         self.train_set, self.val_set, self.test_set = (select_modalities(d, config.modalities) for d in splits)
         if model is None:
             model = model_for(config, self.train_set.modality_shapes, self.train_set.num_classes)
+        if config.init_from is not None:  # before the optimiser sees the parameters; a resume overwrites it
+            warm_start(model, config.init_from)
         self.model = model.to(self.device)
         self.train_size = len(self.train_set.labels)
         self.steps_per_epoch = math.ceil(math.ceil(self.train_size / self.env.world_size) / config.batch_size)
