@@ -6,7 +6,6 @@ tests/data/test_av_digits.py.
 
 from __future__ import annotations
 
-import gzip
 
 import numpy as np
 import pytest
@@ -15,21 +14,10 @@ from scipy.stats import chi2_contingency
 from torch.utils.data import DataLoader
 
 from wsfusion import data
-from wsfusion.data import AVDigits, AVDigitStrings, IndexedTensor, fetch
+from wsfusion.data import AVDigits, AVDigitStrings, IndexedTensor
 from wsfusion.data.av_digit_strings import FRAMES_PER_POSITION, LENGTH, _pools, recognition_bound, resample
 
 SPLITS = ("train", "val", "test")
-
-
-@pytest.fixture(scope="module")
-def raw(fake_av_data):
-    with fake_av_data.installed() as root:
-        with gzip.open(fetch("mnist", root=root, download=False)) as f:
-            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-        with np.load(fetch("fsdd", root=root, download=False)) as npz:
-            fsdd = {k: npz[k] for k in ("X", "y", "lengths")}
-    fsdd["offsets"] = np.concatenate([[0], np.cumsum(fsdd["lengths"])])
-    return {"pixels": table[:, :-1], "image_labels": table[:, -1], **fsdd}
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import gzip
 
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from wsfusion.data import AVDigits, fetch
+from wsfusion.data import AVDigits
 from wsfusion.data.av_digits import _prepare
 
 SPLITS = ("train", "val", "test")
@@ -15,17 +13,6 @@ SPLITS = ("train", "val", "test")
 
 # Built from the fake source files of tests/conftest.py (the real layout, random content).
 # Module-wide fixtures, so SOURCES is pointed at the fakes only while they are built.
-
-
-@pytest.fixture(scope="module")
-def raw(fake_av_data):
-    with fake_av_data.installed() as root:
-        with gzip.open(fetch("mnist", root=root, download=False)) as f:
-            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-        with np.load(fetch("fsdd", root=root, download=False)) as npz:
-            fsdd = {k: npz[k] for k in ("X", "y", "lengths")}
-    fsdd["offsets"] = np.concatenate([[0], np.cumsum(fsdd["lengths"])])
-    return {"pixels": table[:, :-1], "image_labels": table[:, -1], **fsdd}
 
 
 @pytest.fixture(scope="module")
