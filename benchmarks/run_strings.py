@@ -1,0 +1,195 @@
+"""AV-digit strings (issue 20 §2): every fusion at each string length, a curriculum over the length, and the cost.
+
+    python benchmarks/run_strings.py train --lengths 1,4,16 --seeds 0,1,2,3,4   # resumable (compare's cache)
+    python benchmarks/run_strings.py cost --lengths 4,16,64                     # ms per training step, peak MB
+    python benchmarks/run_strings.py report                                     # tables and strings.png
+    python benchmarks/run_strings.py train --quick --out /tmp/strings           # minutes: the pipeline, tiny
+
+Each length is one ``wsfusion compare`` into ``<out>/strings-S<S>/`` with the same rows, seeds,
+encoders (``encoder_pool="mean"``: the position-wise encoders have the same parameters at every
+length) and budget. Trained from scratch, no fusion learns the label at S = 4 (the loss stays at
+log 2: one mismatching position among S gives almost no gradient), while S = 1 trains; so every
+run at a longer length starts from the same row and seed at the previous length
+(``compare(init_from=...)``), as the routing benchmark's curriculum does within one run. The
+shortest length starts from scratch. ``transformer`` (dense attention over every token) runs up to
+``--max-dense-length``; beyond it it is left out, and ``cost`` says what one step of it would cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from wsfusion import data
+from wsfusion._io import atomic_write_text
+from wsfusion._measure import interleaved_medians, peak_memory_mb
+from wsfusion.train import TrainConfig
+from wsfusion.train.compare import compare, row_options, run_config
+from wsfusion.train.report import rows_table
+from wsfusion.train.trainer import model_for
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "results"
+#: The rows: the pooled fusions, dense and sparse token attention on three graphs, and each modality alone.
+ROWS = ("early", "late", "ws-sparse", "transformer", "ws-transformer", "ws-transformer@bigbird",
+        "ws-transformer@hubs", "only-visual", "only-audio")
+#: The variant rows' options (``compare``'s ``<fusion>@<variant>``): the same model on another graph
+#: of the same edge budget; ``ws-transformer`` itself runs on the interleaved WS ring, which lines
+#: the positions of the two modalities up (16 visual and 16 audio tokens a position).
+VARIANTS = {"ws-transformer@bigbird": {"topology": "bigbird"},
+            "ws-transformer@hubs": {"topology": "hub", "topology_options": {"hubs": 1, "per_modality": True}}}
+#: Sizes of ``--quick``: the whole pipeline in minutes on 2 cores.
+QUICK = dict(lengths=(1, 2), seeds=(0,), num_samples=64, epochs=1, frames_per_position=16)
+
+
+def base_config(length: int, *, num_samples: int, epochs: int, frames_per_position: int, seed: int = 0
+                ) -> TrainConfig:
+    """The run configuration every row shares at ``length`` (the row sets fusion, options and seed)."""
+    return TrainConfig(data="av-digit-strings", encoder_pool="mean", epochs=epochs, seed=seed,
+                       data_options={"length": length, "num_samples": num_samples,
+                                     "frames_per_position": frames_per_position})
+
+
+def part(length: int) -> str:
+    """The results folder name (and the README table's label) of one length."""
+    return f"strings-S{length}"
+
+
+def rows_at(length: int, rows: tuple[str, ...], max_dense_length: int) -> list[str]:
+    return [r for r in rows if not (r == "transformer" and length > max_dense_length)]
+
+
+def train(lengths: tuple[int, ...], seeds: tuple[int, ...], out: Path, rows: tuple[str, ...] = ROWS,
+          max_dense_length: int = 16, **sizes: Any) -> None:
+    """One comparison a length, shortest first; each longer one starts from the previous one's runs."""
+    previous = None
+    for length in sorted(lengths):
+        names = rows_at(length, rows, max_dense_length)
+        compare(base_config(length, **sizes), names, seeds=seeds, out=out / part(length), fusion_options=VARIANTS,
+                init_from=None if previous is None else out / part(previous))
+        previous = length
+
+
+def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int = 64, reps: int = 3,
+         device: str = "cpu", frames_per_position: int = 64) -> list[dict[str, Any]]:
+    """Milliseconds and peak extra MB of one training step (forward, loss, backward) per row and length,
+    the rows interleaved at each length, on random inputs of the data's shapes (cost does not depend on
+    the weights)."""
+    device_ = torch.device(device)
+    result = []
+    for length in lengths:
+        base = base_config(length, num_samples=batch_size, epochs=1, frames_per_position=frames_per_position)
+        shapes, classes = data.layout("av-digit-strings", length=length, frames_per_position=frames_per_position)
+        inputs = {m: torch.randn(batch_size, *s, device=device_) for m, s in shapes.items()}
+        labels = torch.randint(classes, (batch_size,), device=device_)
+        steps, params, tokens = {}, {}, {}
+        for name in rows:
+            config = run_config(base, name, 0, row_options(name, VARIANTS))
+            used = {m: s for m, s in shapes.items() if not config.modalities or m in config.modalities}
+            model = model_for(config, used, classes).to(device_)
+            params[name] = sum(p.numel() for p in model.parameters())
+            tokens[name] = sum(model.encoders[m].num_tokens for m in used)
+
+            def step(model: torch.nn.Module = model, used: dict = used) -> None:
+                F.cross_entropy(model({m: inputs[m] for m in used}), labels).backward()
+                model.zero_grad(set_to_none=True)
+
+            steps[name] = step
+        ms = interleaved_medians(steps, reps, device_, warmup=1)
+        peak = peak_memory_mb(steps, device_)
+        result += [{"length": length, "fusion": n, "tokens": tokens[n], "ms_per_step": ms[n],
+                    "peak_mb": peak[n], "params": params[n], "batch_size": batch_size} for n in rows]
+    return result
+
+
+def report(out: Path, plot: bool = True) -> str:
+    """Each length's rows table (compare's, labelled ``strings-S<S>``) and, with ``cost.json``, the cost table."""
+    parts = []
+    found = sorted((int(p.name.split("-S")[1]), p) for p in out.glob("strings-S*") if (p / "results.json").exists())
+    results = {length: json.loads((p / "results.json").read_text()) for length, p in found}
+    for length, p in found:
+        parts.append(rows_table(results[length], label=p.name))
+    cost_path = out / "strings-cost.json"
+    costs = json.loads(cost_path.read_text()) if cost_path.exists() else []
+    if costs:
+        lines = ["| S | fusion | tokens | ms / step | peak MB | params |", "|---:|---|---:|---:|---:|---:|"]
+        lines += [f"| {c['length']} | `{c['fusion']}` | {c['tokens']:,} | {c['ms_per_step']:.0f} | "
+                  + ("—" if c["peak_mb"] is None else f"{c['peak_mb']:.0f}") + f" | {c['params']:,} |" for c in costs]
+        parts.append("\n".join(lines))
+    if plot and results and costs:
+        plot_accuracy_against_cost(results, costs, out / "strings.png")
+    return "\n\n".join(parts)
+
+
+def plot_accuracy_against_cost(results: dict[int, dict], costs: list[dict], path: Path) -> None:
+    """One panel a length: each row's test accuracy (mean, 95% interval) against its ms per training step."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wsfusion.train.report import line_styles
+
+    lengths = sorted(results)
+    fig, axes = plt.subplots(1, len(lengths), figsize=(4.5 * len(lengths), 4), squeeze=False)
+    names = list(dict.fromkeys(r["fusion"] for length in lengths for r in results[length]["rows"]))
+    styles = line_styles(names)
+    ms = {(c["length"], c["fusion"]): c["ms_per_step"] for c in costs}
+    for ax, length in zip(axes[0], lengths):
+        for row in results[length]["rows"]:
+            x = ms.get((length, row["fusion"]))
+            if x is None:
+                continue
+            style = styles[row["fusion"]]
+            ax.errorbar([x], [row["test_acc"]], yerr=[row["test_acc_ci95"] or 0.0], fmt=style.get("marker", "o"),
+                        color=style.get("color"), label=row["fusion"], capsize=3)
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set(title=f"S = {length}", xlabel="ms per training step (batch 64)", ylabel="test accuracy")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(","))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("train", "cost", "report"))
+    parser.add_argument("--lengths", type=_ints, default=(1, 4, 16))
+    parser.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4))
+    parser.add_argument("--rows", type=lambda s: tuple(s.split(",")), default=ROWS)
+    parser.add_argument("--num-samples", type=int, default=2000, help="training strings (val, test: a quarter each)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--frames-per-position", type=int, default=64)
+    parser.add_argument("--max-dense-length", type=int, default=16, help="train transformer up to this S")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: the pipeline in minutes")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sizes = dict(num_samples=args.num_samples, epochs=args.epochs, frames_per_position=args.frames_per_position)
+    lengths, seeds = args.lengths, args.seeds
+    if args.quick:
+        lengths, seeds = QUICK["lengths"], QUICK["seeds"]
+        sizes = {k: QUICK[k] for k in sizes}
+    if args.what == "train":
+        train(lengths, seeds, args.out, args.rows, args.max_dense_length, **sizes)
+    elif args.what == "cost":
+        rows = cost(lengths, args.rows, frames_per_position=sizes["frames_per_position"])
+        atomic_write_text(args.out / "strings-cost.json", json.dumps(rows, indent=1) + "\n")
+    print(report(args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""benchmarks/run_strings.py: the AV-digit-strings comparison, its curriculum over the length, its cost and report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "run_strings.py"
+ROWS = ("early", "ws-transformer@hubs", "only-audio")
+SIZES = dict(num_samples=16, epochs=1, frames_per_position=8)
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("run_strings", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_length_starts_from_the_shorter_lengths_runs(script, tmp_path, monkeypatch, av_root):
+    monkeypatch.setenv("WSFUSION_DATA", str(av_root))
+    script.train((2, 1), (0,), tmp_path, ROWS, **SIZES)  # any order: the shortest runs first
+    for name in ROWS:
+        short = json.loads((tmp_path / "strings-S1" / "runs" / f"{name}-seed0" / "result.json").read_text())["config"]
+        long = json.loads((tmp_path / "strings-S2" / "runs" / f"{name}-seed0" / "result.json").read_text())["config"]
+        assert short["init_from"] is None and short["data_options"]["length"] == 1
+        assert long["init_from"] == str(tmp_path / "strings-S1" / "runs" / f"{name}-seed0" / "checkpoint.pt")
+        assert long["data_options"] == {"length": 2, "num_samples": 16, "frames_per_position": 8}
+        assert long["encoder_pool"] == "mean"
+    hubs = json.loads((tmp_path / "strings-S2" / "results.json").read_text())["rows"][1]
+    assert hubs["fusion"] == "ws-transformer@hubs"
+    assert hubs["options"] == {"topology": "hub", "topology_options": {"hubs": 1, "per_modality": True}}
+    text = script.report(tmp_path, plot=False)
+    assert "| fusion | test acc (strings-S1, 1 seed)" in text and "| fusion | test acc (strings-S2, 1 seed)" in text
+
+
+def test_dense_attention_is_left_out_beyond_its_length(script):
+    assert "transformer" in script.rows_at(16, script.ROWS, 16)
+    assert "transformer" not in script.rows_at(64, script.ROWS, 16)
+    assert script.rows_at(64, script.ROWS, 16) == [r for r in script.ROWS if r != "transformer"]
+
+
+def test_cost_rows_time_every_row_with_its_token_count(script, tmp_path):
+    rows = script.cost((1, 2), ("early", "ws-transformer", "only-visual"), batch_size=2, reps=1, frames_per_position=8)
+    assert [(r["length"], r["fusion"]) for r in rows] == [(s, f) for s in (1, 2)
+                                                          for f in ("early", "ws-transformer", "only-visual")]
+    by = {(r["length"], r["fusion"]): r for r in rows}
+    assert by[(1, "only-visual")]["tokens"] == 16 and by[(2, "only-visual")]["tokens"] == 32
+    assert by[(2, "ws-transformer")]["tokens"] == 2 * by[(1, "ws-transformer")]["tokens"]
+    assert by[(1, "ws-transformer")]["params"] == by[(2, "ws-transformer")]["params"]  # the curriculum's premise
+    assert all(r["ms_per_step"] > 0 for r in rows)
+    (tmp_path / "strings-cost.json").write_text(json.dumps(rows))
+    assert "| 2 | `ws-transformer` | " in script.report(tmp_path, plot=False)
