@@ -311,6 +311,7 @@ def test_results_table_parameter_columns_equal_the_configured_models(part):
     from wsfusion.train import TrainConfig
     from wsfusion.train.compare import row_options, run_config
     from wsfusion.models import build_model
+    from wsfusion.train.trainer import data_layout
 
     from wsfusion.data import NOTEBOOK_SHAPES
 
@@ -323,9 +324,11 @@ def test_results_table_parameter_columns_equal_the_configured_models(part):
         shapes = {"visual": (1, 28, 28), "audio": (1, 13, 48)}
         assert AVDigits.modalities == tuple(shapes)
         num_classes = AVDigits.num_classes
-    else:
+    elif base.data == "synthetic":
         shapes = {m: tuple(s) for m, s in (base.synthetic_shapes or NOTEBOOK_SHAPES).items()}
         num_classes = base.synthetic_classes
+    else:  # any other registered dataset: its layout, known without the data
+        shapes, num_classes = data_layout(base)
     rows = table(f"| fusion | test acc ({part},")
     assert len(rows) >= 3
     for row in rows:
