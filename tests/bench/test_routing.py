@@ -178,6 +178,18 @@ def test_a_deep_row_reports_its_depth_and_the_reach_at_that_depth():
     assert row["reach_bound"] == routing.query_reach(graph, 64, 4, 4)["reach_bound"] > shallow["reach_bound"]
 
 
+@pytest.mark.parametrize("label", ["rigl-ws-0.3-deep", "set-ws-0.3-deep"])
+def test_rewiring_keeps_a_deep_models_depth(label):
+    # The rewirer swaps the edges (set_graph without a depth) every step here: the depth must stay.
+    row = routing.run_one(label, 64, 0, **{**TINY, "layers": 2, "rewire_every": 1})
+    assert row["depth"] == 4  # ceil(log 192 / log 7) + 1, as without rewiring
+
+
+def test_deep_needs_k_of_at_least_3():
+    with pytest.raises(ValueError, match=r"topology 'ws-0.3-deep': -deep needs k >= 3"):
+        routing.parse_topology("ws-0.3-deep").depth(64, 2, 4)
+
+
 def test_the_curriculum_trains_the_shorter_stages_first_on_the_same_topology(monkeypatch):
     built = []
     original = routing.RoutingTopology.build

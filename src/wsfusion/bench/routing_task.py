@@ -80,6 +80,8 @@ class RoutingTopology:
         :math:`\max(L, \lceil \log N / \log(k - 1) \rceil + 1)` for :math:`N = 3 T` nodes."""
         if not self.deep:
             return layers
+        if k < 3:
+            raise ValueError(f"topology {self.label!r}: -deep needs k >= 3 (log(k - 1) > 0), got k = {k}")
         return max(layers, math.ceil(math.log(3 * tokens) / math.log(k - 1)) + 1)
 
 
@@ -221,16 +223,17 @@ class RoutingModel(nn.Module):
         self.set_graph(graph, depth)
 
     def set_graph(self, graph: CrossModalGraph | LearnableWSGraph | None, depth: int | None = None) -> None:
-        """Use ``graph`` (and ``depth`` rounds, default the number of blocks) from now on (for a learned beta
-        over another length, pass :meth:`LearnableWSGraph.with_nodes
-        <wsfusion.topology.LearnableWSGraph.with_nodes>`: one beta)."""
+        """Use ``graph`` (and ``depth`` rounds; ``None`` keeps the current depth, as a rewiring step that
+        swaps only the edges must) from now on (for a learned beta over another length, pass
+        :meth:`LearnableWSGraph.with_nodes <wsfusion.topology.LearnableWSGraph.with_nodes>`: one beta)."""
         if (graph is None) != isinstance(self.attention[0], nn.MultiheadAttention):
             raise ValueError("a dense model takes no graph, and a sparse one needs one")
         layers = len(self.attention)
         if depth is not None and not (isinstance(depth, int) and depth >= layers):
             raise ValueError(f"depth must be an int >= the {layers} blocks (each block runs at least once), "
                              f"got {depth!r}")
-        self.graph, self.eval_graph, self.depth = graph, None, depth or layers
+        self.graph, self.eval_graph = graph, None
+        self.depth = self.depth if depth is None else depth
 
     def _edges(self, device: torch.device) -> tuple[Tensor, Tensor | None]:
         graph = self.graph
