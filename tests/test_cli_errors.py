@@ -69,6 +69,8 @@ CASES = {
         (["--fusions", "only-smell"], "row 'only-smell' names no modality of the data ['visual', 'text', 'audio']"),
         (["--fusions", "unimodal"], "name a unimodal row by its modality, only-<modality>, not 'unimodal'"),
         (["--fusions", ","], "--fusions names no fusion: ','"),
+        (["--fusions", "late", "--init-from", "nowhere"],
+         "init_from has no checkpoint for row 'late' seed 0 (expected nowhere/runs/late-seed0/checkpoint.pt)"),
         (["--epochs", "0"], "epochs must be a positive integer, got 0"),
         (["--lr", "nan"], "lr must be a finite number > 0, got nan"),
         (["--batch-size", "0"], "batch_size must be a positive integer, got 0"),

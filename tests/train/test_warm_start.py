@@ -83,3 +83,26 @@ def test_compare_starts_every_run_from_the_same_row_and_seed(tmp_path):
             assert config["init_from"] == str(tmp_path / "short" / "runs" / f"{name}-seed{seed}" / "checkpoint.pt")
     with pytest.raises(ValueError, match=r"init_from has no checkpoint for row 'early' seed 0"):
         compare(BASE, ["early"], seeds=(0,), init_from=tmp_path / "short", progress=False)
+
+
+def test_batchnorm_statistics_and_tied_parameters_come_along(tmp_path):
+    class Tied(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+            self.b.weight = self.a.weight
+            self.norm = torch.nn.BatchNorm1d(3)
+
+    source = Tied()
+    source.norm(torch.randn(8, 3) * 5 + 2)  # running statistics away from (0, 1)
+    torch.save({"model": source.state_dict()}, tmp_path / "checkpoint.pt")
+    target = Tied()
+    warm_start(target, tmp_path)
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(target.state_dict()[name], tensor), name
+    assert target.b.weight is target.a.weight
+
+
+def test_init_from_is_stored_as_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert BASE.replace(init_from="short/run").init_from == str(tmp_path / "short" / "run")

@@ -27,13 +27,15 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 
 def warm_start(model: torch.nn.Module, path: str | os.PathLike[str]) -> None:
-    """Copy the model parameters of the checkpoint ``path`` (a ``checkpoint.pt``, or a run folder
-    holding one) into ``model``: its final weights, matched by name.
+    """Copy the model of the checkpoint ``path`` (a ``checkpoint.pt``, or a run folder holding one) into
+    ``model``: the run's final weights (its last epoch, not its best-validation one), matched by name.
 
-    Every parameter of ``model`` must be in the checkpoint with the same shape, and the checkpoint
-    must hold no parameter ``model`` lacks; otherwise a ``ValueError`` names them (nothing is copied).
-    Buffers are ``model``'s own (a graph built for another length stays this model's). This is how a
-    run starts from a shorter-sequence run (a curriculum over the length), or fine-tunes.
+    Every parameter of ``model`` (tied ones under each of their names) must be in the checkpoint with
+    the same shape, and the checkpoint must hold no parameter ``model`` lacks; otherwise a
+    ``ValueError`` names them and nothing is copied. Buffers saved under the same name and shape
+    (BatchNorm running statistics) are copied too; any other buffer stays ``model``'s own (a graph
+    built for another length). This is how a run starts from a shorter-sequence run (a curriculum
+    over the length), or fine-tunes.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -41,17 +43,19 @@ def warm_start(model: torch.nn.Module, path: str | os.PathLike[str]) -> None:
     if not os.path.isfile(path):
         raise ValueError(f"init_from: no checkpoint at {path!r}")
     saved = load_checkpoint(path)["model"]
-    own = dict(model.named_parameters())
+    own = dict(model.named_parameters(remove_duplicate=False))
+    buffers = dict(model.named_buffers(remove_duplicate=False))
     missing = sorted(set(own) - set(saved))
-    unexpected = sorted(n for n in set(saved) - set(own) if n not in dict(model.named_buffers()))
+    unexpected = sorted(n for n in set(saved) - set(own) if n not in buffers)
     mismatched = [f"{n} {list(saved[n].shape)} (saved) vs {list(p.shape)}" for n, p in own.items()
                   if n in saved and saved[n].shape != p.shape]
     if missing or unexpected or mismatched:
         raise ValueError(f"init_from {path!r} does not fit the model: missing {missing}, unexpected {unexpected}, "
                          f"other shapes {mismatched}")
     with torch.no_grad():
-        for name, parameter in own.items():
-            parameter.copy_(saved[name])
+        for name, tensor in {**own, **buffers}.items():
+            if name in saved and saved[name].shape == tensor.shape:
+                tensor.copy_(saved[name])
 
 
 def rng_state() -> dict[str, Any]:

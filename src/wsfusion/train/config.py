@@ -90,8 +90,9 @@ class TrainConfig:
         seed: Seeds data splits, initialisation, shuffling and dropout.
         init_from: A checkpoint (or run folder) whose final model parameters initialise this
             run's model, matched by name and shape (:func:`~wsfusion.train.checkpoint.warm_start`):
-            a curriculum over the sequence length, run by run. ``None`` (default): the seed's
-            initialisation.
+            a curriculum over the sequence length, run by run. Stored as an absolute path, which is
+            all that identifies it: retraining the source in place does not invalidate this run.
+            ``None`` (default): the seed's initialisation.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"``.
         precision: ``"32"`` (float32, the default), ``"bf16"`` or ``"16"``: the forward
             pass and the loss, in training and in evaluation, run under
@@ -168,7 +169,8 @@ class TrainConfig:
             object.__setattr__(self, "modalities", [str(m) for m in self.modalities])
         object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
         if self.init_from is not None:
-            object.__setattr__(self, "init_from", os.fspath(self.init_from))
+            # absolute, so that a run resumed or reused from another working directory is the same run
+            object.__setattr__(self, "init_from", os.path.abspath(os.fspath(self.init_from)))
 
     def _check_data_options(self) -> None:
         """``data_options`` names options of :attr:`data` that no field sets; kept as a plain dict."""
