@@ -11,7 +11,9 @@ length) and budget. Trained from scratch, no fusion learns the label at S = 4 (t
 log 2: one mismatching position among S gives almost no gradient), while S = 1 trains; so every
 run at a longer length starts from the same row and seed at the previous length
 (``compare(init_from=...)``), as the routing benchmark's curriculum does within one run. The
-shortest length starts from scratch. ``transformer`` (dense attention over every token) runs up to
+shortest length starts from scratch (or from a finished shorter comparison in ``--out``), and the
+weights carried over are each run's final ones (its last epoch), not its best-validation ones.
+``transformer`` (dense attention over every token) runs up to
 ``--max-dense-length``; beyond it it is left out, and ``cost`` says what one step of it would cost.
 """
 
@@ -63,11 +65,19 @@ def rows_at(length: int, rows: tuple[str, ...], max_dense_length: int) -> list[s
     return [r for r in rows if not (r == "transformer" and length > max_dense_length)]
 
 
+def shorter_run(out: Path, length: int) -> int | None:
+    """The longest length below ``length`` with a comparison in ``out`` (the one to start from), if any."""
+    done = [int(p.name.split("-S")[1]) for p in out.glob("strings-S*") if (p / "results.json").exists()]
+    return max((s for s in done if s < length), default=None)
+
+
 def train(lengths: tuple[int, ...], seeds: tuple[int, ...], out: Path, rows: tuple[str, ...] = ROWS,
           max_dense_length: int = 16, **sizes: Any) -> None:
-    """One comparison a length, shortest first; each longer one starts from the previous one's runs."""
-    previous = None
-    for length in sorted(lengths):
+    """One comparison a length, shortest first; each starts from the runs at the next shorter length,
+    the first one from the longest finished comparison below it in ``out`` (from scratch if none)."""
+    lengths = tuple(sorted(lengths))
+    previous = shorter_run(out, lengths[0])
+    for length in lengths:
         names = rows_at(length, rows, max_dense_length)
         compare(base_config(length, **sizes), names, seeds=seeds, out=out / part(length), fusion_options=VARIANTS,
                 init_from=None if previous is None else out / part(previous))
@@ -181,6 +191,8 @@ def main() -> None:
     sizes = dict(num_samples=args.num_samples, epochs=args.epochs, frames_per_position=args.frames_per_position)
     lengths, seeds = args.lengths, args.seeds
     if args.quick:
+        if args.out == OUT:
+            parser.error("--quick needs --out DIR: its tiny runs must not land in docs/results")
         lengths, seeds = QUICK["lengths"], QUICK["seeds"]
         sizes = {k: QUICK[k] for k in sizes}
     if args.what == "train":

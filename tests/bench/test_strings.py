@@ -38,6 +38,15 @@ def test_each_length_starts_from_the_shorter_lengths_runs(script, tmp_path, monk
     assert "| fusion | test acc (strings-S1, 1 seed)" in text and "| fusion | test acc (strings-S2, 1 seed)" in text
 
 
+def test_a_later_call_starts_from_the_longest_shorter_comparison(script, tmp_path, monkeypatch, av_root):
+    monkeypatch.setenv("WSFUSION_DATA", str(av_root))
+    script.train((1,), (0,), tmp_path, ("only-audio",), **SIZES)
+    assert script.shorter_run(tmp_path, 3) == 1 and script.shorter_run(tmp_path, 1) is None
+    script.train((3,), (0,), tmp_path, ("only-audio",), **SIZES)
+    config = json.loads((tmp_path / "strings-S3" / "runs" / "only-audio-seed0" / "result.json").read_text())["config"]
+    assert config["init_from"] == str(tmp_path / "strings-S1" / "runs" / "only-audio-seed0" / "checkpoint.pt")
+
+
 def test_dense_attention_is_left_out_beyond_its_length(script):
     assert "transformer" in script.rows_at(16, script.ROWS, 16)
     assert "transformer" not in script.rows_at(64, script.ROWS, 16)
