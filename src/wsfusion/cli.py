@@ -395,7 +395,7 @@ def _add_compare(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from wsfusion.train.compare import check, compare, results_markdown, warm_start_path
+    from wsfusion.train.compare import check, compare, results_markdown
 
     with _usage_errors(args):  # every row is checked before any data is loaded or any run trains
         _check_output_dir(args.out)
@@ -404,10 +404,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         if args.fusions is not None and not names:
             raise ValueError(f"--fusions names no fusion: {args.fusions!r}")
         fusion_options = _load_fusion_options(args.fusion_options)
-        rows = check(base, names, fusion_options, args.seeds)
-        for name in rows if args.init_from else ():
-            for seed in args.seeds:
-                warm_start_path(args.init_from, name, seed, base.precision)
+        check(base, names, fusion_options, args.seeds, args.init_from)
     results = compare(base, names, seeds=args.seeds, out=args.out, fusion_options=fusion_options,
                       init_from=args.init_from)
     print(results_markdown(results))

@@ -128,11 +128,13 @@ def check(
     fusions: Sequence[str] | None = None,
     fusion_options: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: Sequence[int] = (0,),
+    init_from: str | Path | None = None,
 ) -> list[str]:
     """The rows :func:`compare` runs (``fusions``, or :func:`default_fusions` of the data's modalities),
-    once every row is checked without loading any data: names, options keys, and each row's run config
+    once every row is checked without loading any data: names, options keys, each row's run config
     (:func:`~wsfusion.train.trainer.check_config`: device, precision, the fusion's options on the data's
-    shapes). Raises the ``ValueError`` / ``TypeError`` of the first problem."""
+    shapes) and, with ``init_from``, every row and seed's checkpoint there (:func:`warm_start_path`).
+    Raises the ``ValueError`` / ``TypeError`` of the first problem."""
     fusion_options = dict(fusion_options or {})
     modalities = list(data_layout(base)[0])
     rows = list(fusions or default_fusions(modalities))
@@ -140,6 +142,8 @@ def check(
     seeds = list(seeds) or [0]
     for name in rows:
         check_config(run_config(base, name, int(seeds[0]), row_options(name, fusion_options)))
+        for seed in seeds if init_from is not None else ():
+            warm_start_path(init_from, name, int(seed), base.precision)
     return rows
 
 
@@ -295,11 +299,7 @@ def compare(
     seeds = [int(s) for s in seeds]
     fusion_options = dict(fusion_options or {})
     rows, histories, plotted = [], {}, None
-    fusions = check(base, fusions, fusion_options, seeds)  # before any data is loaded
-    if init_from is not None:
-        for name in fusions:
-            for seed in seeds:
-                warm_start_path(init_from, name, seed, base.precision)
+    fusions = check(base, fusions, fusion_options, seeds, init_from)  # before any data is loaded
     datasets_by_seed = {seed: build_datasets(base.replace(seed=seed)) for seed in seeds}
     all_modalities = list(datasets_by_seed[seeds[0]][2].inputs)
     bar = tqdm(total=len(fusions) * len(seeds), desc="compare", unit="run", disable=not progress)
