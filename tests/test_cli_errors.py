@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from wsfusion import data
 from wsfusion.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,8 @@ CASES = {
         (["--out", "README.md"], "--out 'README.md' is a file, not a folder"),
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["--data", "mnist"],
-         "argument --data: invalid choice: 'mnist' (choose from 'av-digits', 'synthetic', 'av-digit-strings')"),
+         "argument --data: invalid choice: 'mnist' (choose from "
+         + ", ".join(repr(name) for name in data.available()) + ")"),
         (["--data-option", "hard=true"], "dataset 'synthetic' has no option 'hard'; options: kind, num_samples,"),
         (["--data-option", "kind=synergy"],
          "data_options sets 'kind', which the TrainConfig field 'synthetic_kind' sets for data='synthetic'"),

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import torch
 
 from testing_helpers import Toy
 
+from wsfusion import data
 from wsfusion.train import Callback, TrainConfig, Trainer, evaluate, load_checkpoint, save_checkpoint, train
 from wsfusion.train import checkpoint as checkpoint_module
 from wsfusion.train import trainer as trainer_module
@@ -182,18 +184,18 @@ def test_warmup_cosine_schedule():
 
 
 def test_batches_shard_the_same_permutation_across_ranks():
-    data = Toy(10, 0)
+    toy = Toy(10, 0)
     seen = []
     for rank in range(3):
         gen = torch.Generator().manual_seed(1)
-        idx = torch.cat([index for _, _, index in batches(data, 2, generator=gen, rank=rank, world_size=3)])
+        idx = torch.cat([index for _, _, index in batches(toy, 2, generator=gen, rank=rank, world_size=3)])
         assert idx.numel() == 4  # ceil(10 / 3), padded by wrapping around
         seen.append(idx)
     assert set(torch.cat(seen).tolist()) == set(range(10))
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match=r"data must be one of \('av-digits', 'synthetic', 'av-digit-strings'\), got 'mnist'"):
+    with pytest.raises(ValueError, match=rf"data must be one of {re.escape(str(data.available()))}, got 'mnist'"):
         TrainConfig(data="mnist")
     with pytest.raises(ValueError, match=r"epochs must be a positive integer, got 0"):
         TrainConfig(epochs=0)
