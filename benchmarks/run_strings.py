@@ -85,10 +85,12 @@ def train(lengths: tuple[int, ...], seeds: tuple[int, ...], out: Path, rows: tup
 
 
 def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int = 64, reps: int = 3,
-         device: str = "cpu", frames_per_position: int = 64) -> list[dict[str, Any]]:
+         device: str = "cpu", frames_per_position: int = 64, max_dense_length: int | None = None
+         ) -> list[dict[str, Any]]:
     """Milliseconds and peak extra MB of one training step (forward, loss, backward) per row and length,
     the rows interleaved at each length, on random inputs of the data's shapes (cost does not depend on
-    the weights)."""
+    the weights). ``transformer`` beyond ``max_dense_length`` is not stepped (its row has
+    ``ms_per_step=None`` and ``skipped`` saying why): its attention matrices alone outgrow the machine."""
     device_ = torch.device(device)
     result = []
     for length in lengths:
@@ -108,11 +110,16 @@ def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int
                 F.cross_entropy(model({m: inputs[m] for m in used}), labels).backward()
                 model.zero_grad(set_to_none=True)
 
-            steps[name] = step
+            if not (name == "transformer" and max_dense_length is not None and length > max_dense_length):
+                steps[name] = step
         ms = interleaved_medians(steps, reps, device_, warmup=1)
         peak = peak_memory_mb(steps, device_)
-        result += [{"length": length, "fusion": n, "tokens": tokens[n], "ms_per_step": ms[n],
-                    "peak_mb": peak[n], "params": params[n], "batch_size": batch_size} for n in rows]
+        for n in rows:
+            row = {"length": length, "fusion": n, "tokens": tokens[n], "ms_per_step": ms.get(n),
+                   "peak_mb": peak.get(n), "params": params[n], "batch_size": batch_size}
+            if n not in steps:
+                row["skipped"] = f"dense attention beyond S = {max_dense_length}"
+            result.append(row)
     return result
 
 
@@ -127,7 +134,8 @@ def report(out: Path, plot: bool = True) -> str:
     costs = json.loads(cost_path.read_text()) if cost_path.exists() else []
     if costs:
         lines = ["| S | fusion | tokens | ms / step | peak MB | params |", "|---:|---|---:|---:|---:|---:|"]
-        lines += [f"| {c['length']} | `{c['fusion']}` | {c['tokens']:,} | {c['ms_per_step']:.0f} | "
+        lines += [f"| {c['length']} | `{c['fusion']}` | {c['tokens']:,} | "
+                  + ("not run" if c["ms_per_step"] is None else f"{c['ms_per_step']:.0f}") + " | "
                   + ("—" if c["peak_mb"] is None else f"{c['peak_mb']:.0f}") + f" | {c['params']:,} |" for c in costs]
         parts.append("\n".join(lines))
     if plot and results and costs:
@@ -183,6 +191,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--frames-per-position", type=int, default=64)
     parser.add_argument("--max-dense-length", type=int, default=16, help="train transformer up to this S")
+    parser.add_argument("--max-dense-cost-length", type=int, default=16,
+                        help="cost: step transformer up to this S (beyond, its row says it was not run)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the pipeline in minutes")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -198,7 +208,8 @@ def main() -> None:
     if args.what == "train":
         train(lengths, seeds, args.out, args.rows, args.max_dense_length, **sizes)
     elif args.what == "cost":
-        rows = cost(lengths, args.rows, frames_per_position=sizes["frames_per_position"])
+        rows = cost(lengths, args.rows, frames_per_position=sizes["frames_per_position"],
+                    max_dense_length=args.max_dense_cost_length)
         atomic_write_text(args.out / "strings-cost.json", json.dumps(rows, indent=1) + "\n")
     print(report(args.out))
 

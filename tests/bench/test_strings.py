@@ -64,3 +64,18 @@ def test_cost_rows_time_every_row_with_its_token_count(script, tmp_path):
     assert all(r["ms_per_step"] > 0 for r in rows)
     (tmp_path / "strings-cost.json").write_text(json.dumps(rows))
     assert "| 2 | `ws-transformer` | " in script.report(tmp_path, plot=False)
+
+
+def test_cost_leaves_dense_attention_out_beyond_its_length(script, tmp_path):
+    rows = script.cost((1, 2), ("early", "transformer"), batch_size=2, reps=1, frames_per_position=8,
+                       max_dense_length=1)
+    by = {(r["length"], r["fusion"]): r for r in rows}
+    assert by[(1, "transformer")]["ms_per_step"] > 0 and "skipped" not in by[(1, "transformer")]
+    skipped = by[(2, "transformer")]
+    assert skipped["ms_per_step"] is None and skipped["peak_mb"] is None
+    assert skipped["skipped"] == "dense attention beyond S = 1"
+    assert skipped["tokens"] == 2 * by[(1, "transformer")]["tokens"] and skipped["params"] > 0
+    assert by[(2, "early")]["ms_per_step"] > 0
+    (tmp_path / "strings-cost.json").write_text(json.dumps(rows))
+    assert "| 2 | `transformer` | " in script.report(tmp_path, plot=False)
+    assert "| not run | — |" in script.report(tmp_path, plot=False)
