@@ -90,7 +90,7 @@ def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int
     """Milliseconds and peak extra MB of one training step (forward, loss, backward) per row and length,
     the rows interleaved at each length, on random inputs of the data's shapes (cost does not depend on
     the weights). ``transformer`` beyond ``max_dense_length`` is not stepped (its row has
-    ``ms_per_step=None`` and ``skipped`` saying why): its attention matrices alone outgrow the machine."""
+    ``ms_per_step=None`` and ``skipped`` saying why): its step time grows with the square of the tokens."""
     device_ = torch.device(device)
     result = []
     for length in lengths:

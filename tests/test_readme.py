@@ -366,3 +366,18 @@ def test_the_readme_routing_tables_are_what_the_report_prints_from_the_saved_row
     report = script.report(ROOT / "docs" / "results" / "routing", plot=False).splitlines()
     for line in rows:
         assert line in report, line
+
+
+def test_the_readme_strings_cost_table_is_what_run_strings_reports():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_strings", ROOT / "benchmarks" / "run_strings.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    text = README.read_text()
+    assert "<!-- strings:cost -->" in text, "the README's AV-digit strings part has no cost table"
+    lines = text.split("<!-- strings:cost -->\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert lines[0] == "| S | fusion | tokens | ms / step | peak MB | params |" and len(lines) > 2
+    report = script.report(RESULTS, plot=False).splitlines()
+    for line in lines:
+        assert line in report, line
