@@ -443,3 +443,33 @@ def test_a_killed_run_resumes_to_the_same_row(tmp_path, monkeypatch, topology):
     for key in ("test_acc", "train_label_acc", "edges", "avg_path_length", "diameter", "beta"):
         assert resumed[key] == whole[key], key
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in whole["history"]]
+
+
+def _benchmark_script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_edge_share_benchmark_takes_only_the_edge_operations_out_and_puts_them_back():
+    from wsfusion.nn import CrossModalAttentionConv
+
+    script = _benchmark_script("routing_edge_share")
+    torch.manual_seed(0)
+    conv = CrossModalAttentionConv(8, 8, heads=2)
+    x = torch.randn(2, 6, 8)
+    ring = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
+    star = torch.tensor([[1, 2, 3, 4, 5, 0], [0, 0, 0, 0, 0, 1]])
+    with script.without_edge_ops():
+        bare = conv(x, ring)
+        assert torch.equal(bare, conv(x, star))  # no edge is read
+        assert torch.allclose(bare, conv.out(conv.value(x)))  # the projections still run
+    assert not torch.allclose(conv(x, ring), conv(x, star))  # the real layer is back
+    row = script.measure(8, reps=1)
+    assert row["tokens"] == 8 and row["ms_full"] > 0 and row["ms_no_edge_ops"] > 0
+    assert row["per_token_share"] == pytest.approx(row["ms_no_edge_ops"] / row["ms_full"])
