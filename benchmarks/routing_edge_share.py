@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 
 from wsfusion._io import atomic_write_text
 from wsfusion._measure import interleaved_medians
+from wsfusion.bench import routing
 from wsfusion.bench.routing import _training_step
 from wsfusion.nn import CrossModalAttentionConv
 
@@ -43,17 +45,22 @@ def without_edge_ops() -> Iterator[None]:
         CrossModalAttentionConv._fused_forward = real
 
 
-def measure(tokens: int, topology: str = "ws-0.3-hub1", reps: int = 5) -> dict:
-    options = dict(k=8, layers=4, width=32, heads=4, num_classes=4, batch_size=32, device=torch.device("cpu"), seed=0)
-    full = _training_step(topology, tokens, **options)[0]
-    bare = _training_step(topology, tokens, **options)[0]
+#: The model, batch and seed of ``routing.cost`` (its defaults), so both time the same step.
+COST_MODEL = {name: p.default for name, p in inspect.signature(routing.cost).parameters.items()
+              if name in ("k", "layers", "width", "heads", "num_classes", "batch_size", "seed")}
+
+
+def measure(tokens: int, topology: str = "ws-0.3-hub1", reps: int = 5, device: str | torch.device = "cpu") -> dict:
+    device = torch.device(device)
+    full = _training_step(topology, tokens, device=device, **COST_MODEL)[0]
+    bare = _training_step(topology, tokens, device=device, **COST_MODEL)[0]
 
     def bare_step() -> None:
         with without_edge_ops():
             bare()
 
-    ms = interleaved_medians({"full": full, "no_edge_ops": bare_step}, reps, torch.device("cpu"), warmup=1)
-    return {"topology": topology, "tokens": tokens, "threads": torch.get_num_threads(), "reps": reps,
+    ms = interleaved_medians({"full": full, "no_edge_ops": bare_step}, reps, device, warmup=1)
+    return {"topology": topology, "tokens": tokens, "device": device.type, "threads": torch.get_num_threads(), "reps": reps,
             "ms_full": ms["full"], "ms_no_edge_ops": ms["no_edge_ops"],
             "per_token_share": ms["no_edge_ops"] / ms["full"]}
 
@@ -64,10 +71,11 @@ def main() -> None:
     parser.add_argument("--topology", default="ws-0.3-hub1")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    text = json.dumps(measure(args.tokens, args.topology, args.reps))
+    text = json.dumps(measure(args.tokens, args.topology, args.reps, args.device))
     if args.out:
         atomic_write_text(args.out, text + "\n")
     print(text)

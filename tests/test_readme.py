@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from testing_helpers import benchmark_script
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
@@ -355,11 +357,7 @@ def test_the_routing_reach_table_is_what_query_reach_computes():
 
 
 def test_the_readme_routing_tables_are_what_the_report_prints_from_the_saved_rows():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("run_routing", ROOT / "benchmarks" / "run_routing.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = benchmark_script("run_routing")
     section = (ROOT / "README.md").read_text().split("\n## Routing\n")[1].split("\n## ")[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| T |")]
     assert rows, "the README Routing section has no result table"
@@ -369,11 +367,7 @@ def test_the_readme_routing_tables_are_what_the_report_prints_from_the_saved_row
 
 
 def test_the_readme_strings_cost_table_is_what_run_strings_reports():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("run_strings", ROOT / "benchmarks" / "run_strings.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = benchmark_script("run_strings")
     text = README.read_text()
     assert "<!-- strings:cost -->" in text, "the README's AV-digit strings part has no cost table"
     lines = text.split("<!-- strings:cost -->\n", 1)[1].split("\n\n", 1)[0].splitlines()

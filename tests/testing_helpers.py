@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -52,3 +56,12 @@ class Toy:
                        "audio": torch.randn(n, 1, 8, 12, generator=g) - shift}
         self.modality_shapes = {"visual": (1, 8, 8), "audio": (1, 8, 12)}
         self.num_classes = 3
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported as a module (the scripts are not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

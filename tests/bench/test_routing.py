@@ -4,6 +4,7 @@ import networkx as nx
 import pytest
 import torch
 
+from testing_helpers import benchmark_script
 from wsfusion import graphs
 from wsfusion.bench import routing, routing_task
 from wsfusion.data import CrossModalRelay
@@ -284,13 +285,7 @@ def test_a_deep_cost_row_runs_more_rounds_with_the_same_parameters():
 
 
 def test_the_report_script_reads_saved_rows_and_draws_the_plot(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "run_routing.py"
-    spec = importlib.util.spec_from_file_location("run_routing", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = benchmark_script("run_routing")
     routing.run(tokens=(8,), topologies=("lattice", "dense"), seeds=(0, 1), out=tmp_path / "rows-random.json", **TINY)
     (tmp_path / "cost.json").write_text(json.dumps(routing.cost(tokens=(8,), topologies=("lattice", "dense"), reps=1,
                                                                   layers=1, width=8, heads=2, batch_size=4)))
@@ -445,21 +440,10 @@ def test_a_killed_run_resumes_to_the_same_row(tmp_path, monkeypatch, topology):
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in whole["history"]]
 
 
-def _benchmark_script(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_edge_share_benchmark_takes_only_the_edge_operations_out_and_puts_them_back():
     from wsfusion.nn import CrossModalAttentionConv
 
-    script = _benchmark_script("routing_edge_share")
+    script = benchmark_script("routing_edge_share")
     torch.manual_seed(0)
     conv = CrossModalAttentionConv(8, 8, heads=2)
     x = torch.randn(2, 6, 8)

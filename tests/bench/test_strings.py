@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "run_strings.py"
+from testing_helpers import benchmark_script
+
 ROWS = ("early", "ws-transformer@hubs", "only-audio")
 SIZES = dict(num_samples=16, epochs=1, frames_per_position=8)
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("run_strings", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("run_strings")
 
 
 def test_each_length_starts_from_the_shorter_lengths_runs(script, tmp_path, monkeypatch, av_root):
