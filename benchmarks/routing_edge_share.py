@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from wsfusion._io import atomic_write_text
-from wsfusion._measure import interleaved_medians
+from wsfusion._measure import interleaved_medians, machine
 from wsfusion.bench import routing
 from wsfusion.bench.routing import _training_step
 from wsfusion.nn import CrossModalAttentionConv
@@ -60,7 +60,7 @@ def measure(tokens: int, topology: str = "ws-0.3-hub1", reps: int = 5, device: s
             bare()
 
     ms = interleaved_medians({"full": full, "no_edge_ops": bare_step}, reps, device, warmup=1)
-    return {"topology": topology, "tokens": tokens, "device": device.type, "threads": torch.get_num_threads(), "reps": reps,
+    return {"topology": topology, "tokens": tokens, "machine": machine(device), "reps": reps,
             "ms_full": ms["full"], "ms_no_edge_ops": ms["no_edge_ops"],
             "per_token_share": ms["no_edge_ops"] / ms["full"]}
 

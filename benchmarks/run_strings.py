@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from wsfusion import data
 from wsfusion._io import atomic_write_text
-from wsfusion._measure import interleaved_medians, peak_memory_mb
+from wsfusion._measure import interleaved_medians, machine, peak_memory_mb
 from wsfusion.train import TrainConfig
 from wsfusion.train.compare import compare, row_options, run_config
 from wsfusion.train.report import rows_table
@@ -90,7 +90,8 @@ def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int
     """Milliseconds and peak extra MB of one training step (forward, loss, backward) per row and length,
     the rows interleaved at each length, on random inputs of the data's shapes (cost does not depend on
     the weights). ``transformer`` beyond ``max_dense_length`` is not stepped (its row has
-    ``ms_per_step=None`` and ``skipped`` saying why): its step time grows with the square of the tokens."""
+    ``ms_per_step=None`` and ``skipped`` saying why): its step time grows with the square of the tokens.
+    Each row records its ``machine`` (:func:`wsfusion._measure.machine`)."""
     device_ = torch.device(device)
     result = []
     for length in lengths:
@@ -116,7 +117,7 @@ def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int
         peak = peak_memory_mb(steps, device_)
         for n in rows:
             row = {"length": length, "fusion": n, "tokens": tokens[n], "ms_per_step": ms.get(n),
-                   "peak_mb": peak.get(n), "params": params[n], "batch_size": batch_size}
+                   "peak_mb": peak.get(n), "params": params[n], "batch_size": batch_size, "machine": machine(device_)}
             if n not in steps:
                 row["skipped"] = f"dense attention beyond S = {max_dense_length}"
             result.append(row)

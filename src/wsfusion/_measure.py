@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import platform
+import re
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +18,24 @@ def sync(device: torch.device) -> None:
     """Wait for the work queued on ``device`` (a no-op on CPU), so that a timer measures it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def machine(device: torch.device) -> dict[str, object]:
+    """What a timing was taken on: the processor (CPU model, or the CUDA device's name), the CPU threads and
+    the torch build. Kernels' speed differs between machines far more than between runs, so every saved
+    timing carries this record."""
+    if device.type == "cuda":
+        processor = torch.cuda.get_device_name(device)
+    else:
+        processor = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:
+                found = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.MULTILINE)
+            processor = found.group(1).strip() if found else processor
+        except OSError:
+            pass
+    return {"device": device.type, "processor": processor, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
 
 
 def interleaved_medians(

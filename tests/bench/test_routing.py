@@ -272,6 +272,7 @@ def test_cost_rows_measure_a_training_step_and_skip_dense_beyond_the_limit():
     assert rows[1]["edges"] is None and rows[1]["reach_bound"] == 1.0
     assert rows[3]["ms_per_step"] is None and "beyond 8 tokens" in rows[3]["skipped"]
     assert rows[0]["params"] == rows[1]["params"] > 0 and rows[0]["depth"] == 1
+    assert all(r["machine"]["threads"] == torch.get_num_threads() and r["machine"]["device"] == "cpu" for r in rows)
     json.dumps(rows)
 
 
@@ -457,3 +458,4 @@ def test_the_edge_share_benchmark_takes_only_the_edge_operations_out_and_puts_th
     row = script.measure(8, reps=1)
     assert row["tokens"] == 8 and row["ms_full"] > 0 and row["ms_no_edge_ops"] > 0
     assert row["per_token_share"] == pytest.approx(row["ms_no_edge_ops"] / row["ms_full"])
+    assert row["machine"]["threads"] == torch.get_num_threads() and row["machine"]["device"] == "cpu"

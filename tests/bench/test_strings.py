@@ -57,7 +57,7 @@ def test_cost_rows_time_every_row_with_its_token_count(script, tmp_path):
     assert by[(1, "only-visual")]["tokens"] == 16 and by[(2, "only-visual")]["tokens"] == 32
     assert by[(2, "ws-transformer")]["tokens"] == 2 * by[(1, "ws-transformer")]["tokens"]
     assert by[(1, "ws-transformer")]["params"] == by[(2, "ws-transformer")]["params"]  # the curriculum's premise
-    assert all(r["ms_per_step"] > 0 for r in rows)
+    assert all(r["ms_per_step"] > 0 and r["machine"]["device"] == "cpu" for r in rows)
     (tmp_path / "strings-cost.json").write_text(json.dumps(rows))
     assert "| 2 | `ws-transformer` | " in script.report(tmp_path, plot=False)
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from wsfusion.bench import attention, conv, modes, params, ws_linear
+from wsfusion._measure import machine
 from wsfusion.bench._measure import format_table
 
 
@@ -128,7 +129,8 @@ def run(suites: list[str] | None = None, threads: int | None = 2, quick: bool = 
     """Run the named suites (all by default); ``quick`` uses the smallest sizes only."""
     if threads is not None:
         torch.set_num_threads(threads)
-    results: dict[str, Any] = {"threads": torch.get_num_threads(), "device": device, "torch": torch.__version__}
+    results: dict[str, Any] = {"threads": torch.get_num_threads(), "device": device, "torch": torch.__version__,
+                               "machine": machine(torch.device(device))}
     for name in suites or DEFAULT_SUITES:
         fn, _ = SUITES[name]
         if name == "params":

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from wsfusion._io import atomic_write_text
-from wsfusion._measure import interleaved_medians, peak_memory_mb, sync
+from wsfusion._measure import interleaved_medians, machine, peak_memory_mb, sync
 from wsfusion.bench.routing_task import (
     DEFAULT_CURRICULUM,
     LONG_CURRICULUM,
@@ -449,9 +449,11 @@ def cost(tokens: tuple[int, ...] = COST_TOKENS, topologies: tuple[str, ...] = ("
     topology is out of reach. At each length the topologies' steps run interleaved (medians of
     ``reps``), so a slow spell of the machine does not favour one of them. ``dense`` beyond
     ``max_dense_tokens`` is skipped (a row with ``ms_per_step=None`` and ``skipped`` saying why), as
-    its quadratic time is out of a CPU run's reach. Graph statistics and query reach come with it.
+    its quadratic time is out of a CPU run's reach. Graph statistics and query reach come with it,
+    and each row's ``machine`` (:func:`wsfusion._measure.machine`): timings compare only within one machine.
     """
     device = torch.device(device)
+    measured_on = machine(device)
     options = dict(k=k, layers=layers, width=width, heads=heads, num_classes=num_classes, batch_size=batch_size,
                    device=device, seed=seed)
     rows = []
@@ -462,7 +464,8 @@ def cost(tokens: tuple[int, ...] = COST_TOKENS, topologies: tuple[str, ...] = ("
         for t in topologies:
             if t in skipped:
                 rows.append({"topology": t, "tokens": n, "nodes": 3 * n, "batch_size": batch_size, "ms_per_step": None,
-                             "peak_mb": None, "skipped": f"dense beyond {max_dense_tokens} tokens per modality"})
+                             "peak_mb": None, "skipped": f"dense beyond {max_dense_tokens} tokens per modality",
+                             "machine": measured_on})
                 continue
             step, graph, params = built[t]
             depth = parse_topology(t).depth(n, k, layers)
@@ -470,7 +473,8 @@ def cost(tokens: tuple[int, ...] = COST_TOKENS, topologies: tuple[str, ...] = ("
                          "edges": None if graph is None else graph.num_edges, "depth": depth, "params": params,
                          "ms_per_step": ms[t],
                          "peak_mb": peak_memory_mb({"step": step}, device)["step"],
-                         **path_statistics(graph, seed), **query_reach(graph, n, depth, num_classes)})
+                         **path_statistics(graph, seed), **query_reach(graph, n, depth, num_classes),
+                         "machine": measured_on})
         del built
     return rows
 
