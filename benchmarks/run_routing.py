@@ -8,6 +8,7 @@ can share it by taking different seeds or topologies; ``report`` then reads the 
     python benchmarks/run_routing.py train --tokens 64 --seeds 3,4
     python benchmarks/run_routing.py train --tokens 64 --placement local --topologies learned-0.01,learned-0.5
     python benchmarks/run_routing.py cost                                          # ms/step and memory to 4,096
+    python benchmarks/run_routing.py cost --tokens 4096 --topologies bigbird       # adds or replaces those rows
     python benchmarks/run_routing.py report                                        # tables (markdown) and plot
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 from wsfusion._io import atomic_write
+from wsfusion._measure import machine_label
 from wsfusion.bench import routing, routing_plot
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "results" / "routing"
@@ -110,7 +112,38 @@ def report(out: Path, plot: bool = True) -> str:
             parts[-1] += (f"\n| {r['tokens']:,} | `{r['topology']}` | {r.get('edges') or 'all'} | {_fmt(r.get('depth'), 'd')} "
                           f"| {ms} | {_fmt(r['peak_mb'], '.0f')} | {_fmt(r.get('reach_bound'))} "
                           f"| {_fmt(r.get('params'), ',d')} |")
+        parts[-1] += "\n\nmeasured on: " + "; ".join(sorted({machine_label(r.get("machine")) for r in cost_rows}))
+    quiet = _quiet_checks(out)
+    if quiet:
+        parts.append(quiet)
     return "\n\n".join(parts)
+
+
+def _quiet_checks(out: Path) -> str:
+    """The ``cost-quiet-*.json`` files (single-length cost checks with every other job paused), each row with
+    dense attention's step time as a multiple of it and the machine it ran on: the ratio is the machine's."""
+    table = ""
+    for path in sorted(out.glob("cost-quiet-*.json")):
+        saved = json.loads(path.read_text())
+        rows = saved["rows"] if isinstance(saved, dict) else saved
+        dense = {r["tokens"]: r["ms_per_step"] for r in rows if r["topology"] == "dense" and r["ms_per_step"]}
+        for r in rows:
+            ratio = dense.get(r["tokens"])
+            ratio = "—" if ratio is None or r["topology"] == "dense" else f"{ratio / r['ms_per_step']:.1f}×"
+            table += (f"\n| `{path.name}` | {r['tokens']:,} | `{r['topology']}` | {_fmt(r['ms_per_step'], ',.0f')} "
+                      f"| {_fmt(r['peak_mb'], ',.0f')} | {ratio} | {machine_label(r.get('machine'))} |")
+    return table and ("### quiet cost checks\n\n| file | T | topology | ms/step | peak MB | dense ÷ this | machine |\n"
+                      "|---|---:|---|---:|---:|---:|---|" + table)
+
+
+def _merge_cost(path: Path, rows: list[dict]) -> list[dict]:
+    """``rows`` in place of the saved cost rows of the same (tokens, topology), the others kept, ordered by tokens:
+    lengths or topologies too big to share one process (T = 4,096 holds one model at a time in 24 GB) are
+    measured by separate ``cost`` calls into one table."""
+    new = {(r["tokens"], r["topology"]): r for r in rows}
+    saved = json.loads(path.read_text()) if path.exists() else []
+    merged = [new.pop((r["tokens"], r["topology"]), r) for r in saved] + list(new.values())
+    return sorted(merged, key=lambda r: r["tokens"])  # stable: a replaced row keeps its place
 
 
 def main() -> None:
@@ -126,6 +159,7 @@ def main() -> None:
                              "routing.LONG_CURRICULUM is 8:20,16:4,32:4,64:4,256:4")
     parser.add_argument("--epochs", type=int, help="epochs at the target length (default: run_one's)")
     parser.add_argument("--train-samples", type=int, help="training samples per stage (default: run_one's)")
+    parser.add_argument("--reps", type=int, help="cost: timed steps per row (default: routing.cost's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -140,7 +174,9 @@ def main() -> None:
         print(json.dumps(routing.summary(rows), indent=1))
     elif args.what == "cost":
         rows = routing.cost(tokens=args.tokens or routing.COST_TOKENS, device=args.device,
-                            **({"topologies": args.topologies} if args.topologies else {}))
+                            **({"topologies": args.topologies} if args.topologies else {}),
+                            **({"reps": args.reps} if args.reps else {}))
+        rows = _merge_cost(args.out / "cost.json", rows)
         text = json.dumps(rows, indent=1).encode()
         atomic_write(args.out / "cost.json", lambda f: f.write(text))
         print(report(args.out))

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from wsfusion import data
 from wsfusion._io import atomic_write_text
-from wsfusion._measure import interleaved_medians, machine, peak_memory_mb
+from wsfusion._measure import interleaved_medians, machine, machine_label, peak_memory_mb
 from wsfusion.train import TrainConfig
 from wsfusion.train.compare import compare, row_options, run_config
 from wsfusion.train.report import rows_table
@@ -134,14 +134,23 @@ def report(out: Path, plot: bool = True) -> str:
     cost_path = out / "strings-cost.json"
     costs = json.loads(cost_path.read_text()) if cost_path.exists() else []
     if costs:
-        lines = ["| S | fusion | tokens | ms / step | peak MB | params |", "|---:|---|---:|---:|---:|---:|"]
-        lines += [f"| {c['length']} | `{c['fusion']}` | {c['tokens']:,} | "
-                  + ("not run" if c["ms_per_step"] is None else f"{c['ms_per_step']:.0f}") + " | "
-                  + ("—" if c["peak_mb"] is None else f"{c['peak_mb']:.0f}") + f" | {c['params']:,} |" for c in costs]
-        parts.append("\n".join(lines))
+        parts.append(cost_table(costs))
+    for path in sorted(out.glob("strings-cost-*.json")):  # extra cost checks, e.g. a smaller batch where dense needs it
+        parts.append(f"### {path.name}\n\n" + cost_table(json.loads(path.read_text())))
     if plot and results and costs:
         plot_accuracy_against_cost(results, costs, out / "strings.png")
     return "\n\n".join(parts)
+
+
+def cost_table(costs: list[dict]) -> str:
+    """Markdown rows of :func:`cost` (batch size and machine under the table)."""
+    lines = ["| S | fusion | tokens | ms / step | peak MB | params |", "|---:|---|---:|---:|---:|---:|"]
+    lines += [f"| {c['length']} | `{c['fusion']}` | {c['tokens']:,} | "
+              + ("not run" if c["ms_per_step"] is None else f"{c['ms_per_step']:.0f}") + " | "
+              + ("—" if c["peak_mb"] is None else f"{c['peak_mb']:.0f}") + f" | {c['params']:,} |" for c in costs]
+    batches = ", ".join(str(b) for b in sorted({c["batch_size"] for c in costs}))
+    machines = "; ".join(sorted({machine_label(c.get("machine")) for c in costs}))
+    return "\n".join(lines) + f"\n\nbatch {batches}, measured on: {machines}"
 
 
 def plot_accuracy_against_cost(results: dict[int, dict], costs: list[dict], path: Path) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from wsfusion._measure import machine
+from wsfusion._measure import machine, machine_label
 
 
 def test_machine_names_the_cpu_threads_and_torch_build():
@@ -55,3 +55,9 @@ def test_machine_falls_back_to_platform_without_a_model_name(monkeypatch, cpuinf
     monkeypatch.setattr(platform, "processor", lambda: "")
     monkeypatch.setattr(platform, "machine", lambda: "x86_64")
     assert machine(torch.device("cpu"))["processor"] == "x86_64"
+
+
+def test_machine_label_names_the_record_or_says_it_is_missing():
+    record = {"processor": "AMD EPYC", "cpu_capability": "AVX512", "threads": 2, "torch": "2.13.0+cpu", "device": "cpu"}
+    assert machine_label(record) == "AMD EPYC (AVX512), 2 threads, torch 2.13.0+cpu"
+    assert machine_label(None) == "not recorded"

@@ -38,6 +38,13 @@ def machine(device: torch.device) -> dict[str, object]:
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
 
 
+def machine_label(record: Mapping[str, object] | None) -> str:
+    """One line naming a :func:`machine` record; ``"not recorded"`` for timings saved without one."""
+    if record is None:
+        return "not recorded"
+    return f"{record['processor']} ({record['cpu_capability']}), {record['threads']} threads, torch {record['torch']}"
+
+
 def interleaved_medians(
     cases: Mapping[str, Callable[[], object]], reps: int, device: torch.device, warmup: int = 2
 ) -> dict[str, float]:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from testing_helpers import benchmark_script
+from wsfusion._measure import machine_label
 from wsfusion import graphs
 from wsfusion.bench import routing, routing_task
 from wsfusion.data import CrossModalRelay
@@ -276,6 +277,25 @@ def test_cost_rows_measure_a_training_step_and_skip_dense_beyond_the_limit():
     json.dumps(rows)
 
 
+def test_the_report_names_each_cost_measurements_machine_and_dense_ratio(tmp_path):
+    script = benchmark_script("run_routing")
+    rows = routing.cost(tokens=(8,), topologies=("lattice", "dense"), reps=1, layers=1, width=8, heads=2, batch_size=4)
+    (tmp_path / "cost.json").write_text(json.dumps(rows))
+    (tmp_path / "cost-quiet-8.json").write_text(json.dumps({"call": "routing.cost(...)", "rows": rows}))
+    old = [{key: value for key, value in r.items() if key != "machine"} for r in rows]  # saved before machine()
+    (tmp_path / "cost-quiet-8-old.json").write_text(json.dumps(old))
+    text = script.report(tmp_path, plot=False)
+    where = machine_label(rows[0]["machine"])
+    assert f"measured on: {where}" in text
+    lattice, dense = rows[0]["ms_per_step"], rows[1]["ms_per_step"]
+    quiet = text.split("### quiet cost checks\n\n")[1].splitlines()
+    assert quiet[0] == "| file | T | topology | ms/step | peak MB | dense ÷ this | machine |"
+    assert quiet[2].startswith(f"| `cost-quiet-8-old.json` | 8 | `lattice` | {lattice:,.0f} |")
+    assert quiet[2].endswith(f"| {dense / lattice:.1f}× | not recorded |")
+    assert quiet[3].endswith("| — | not recorded |")  # dense is not a multiple of itself
+    assert quiet[4].endswith(f"| {dense / lattice:.1f}× | {where} |") and "cost-quiet-8.json" in quiet[4]
+
+
 def test_a_deep_cost_row_runs_more_rounds_with_the_same_parameters():
     rows = routing.cost(tokens=(16,), topologies=("ws-0.3", "ws-0.3-deep"), reps=1, layers=1, width=8, heads=2,
                         batch_size=4)
@@ -459,3 +479,14 @@ def test_the_edge_share_benchmark_takes_only_the_edge_operations_out_and_puts_th
     assert row["tokens"] == 8 and row["ms_full"] > 0 and row["ms_no_edge_ops"] > 0
     assert row["per_token_share"] == pytest.approx(row["ms_no_edge_ops"] / row["ms_full"])
     assert row["machine"]["threads"] == torch.get_num_threads() and row["machine"]["device"] == "cpu"
+
+
+def test_cost_calls_merge_into_one_table_replacing_the_rows_they_remeasure(tmp_path):
+    script = benchmark_script("run_routing")
+    path = tmp_path / "cost.json"
+    row = lambda tokens, topology, ms: {"tokens": tokens, "topology": topology, "ms_per_step": ms}  # noqa: E731
+    path.write_text(json.dumps([row(64, "lattice", 1), row(64, "dense", 2), row(256, "lattice", 3)]))
+    merged = script._merge_cost(path, [row(4096, "bigbird", 4), row(64, "lattice", 5), row(64, "bigbird", 6)])
+    assert [(r["tokens"], r["topology"], r["ms_per_step"]) for r in merged] == [
+        (64, "lattice", 5), (64, "dense", 2), (64, "bigbird", 6), (256, "lattice", 3), (4096, "bigbird", 4)]
+    assert script._merge_cost(tmp_path / "none.json", [row(8, "dense", 1)]) == [row(8, "dense", 1)]

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from testing_helpers import benchmark_script
+from wsfusion._measure import machine_label
 
 ROWS = ("early", "ws-transformer@hubs", "only-audio")
 SIZES = dict(num_samples=16, epochs=1, frames_per_position=8)
@@ -59,7 +60,13 @@ def test_cost_rows_time_every_row_with_its_token_count(script, tmp_path):
     assert by[(1, "ws-transformer")]["params"] == by[(2, "ws-transformer")]["params"]  # the curriculum's premise
     assert all(r["ms_per_step"] > 0 and r["machine"]["device"] == "cpu" for r in rows)
     (tmp_path / "strings-cost.json").write_text(json.dumps(rows))
-    assert "| 2 | `ws-transformer` | " in script.report(tmp_path, plot=False)
+    text = script.report(tmp_path, plot=False)
+    assert "| 2 | `ws-transformer` | " in text
+    assert f"batch 2, measured on: {machine_label(rows[0]['machine'])}" in text
+    (tmp_path / "strings-cost-batch1.json").write_text(json.dumps(script.cost((2,), ("early",), batch_size=1, reps=1,
+                                                                               frames_per_position=8)))
+    extra = script.report(tmp_path, plot=False).split("### strings-cost-batch1.json\n\n")[1].splitlines()
+    assert extra[2].startswith("| 2 | `early` | ") and extra[4].startswith("batch 1, measured on: ")
 
 
 def test_cost_leaves_dense_attention_out_beyond_its_length(script, tmp_path):
