@@ -93,6 +93,7 @@ def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int
     ``ms_per_step=None`` and ``skipped`` saying why): its step time grows with the square of the tokens.
     Each row records its ``machine`` (:func:`wsfusion._measure.machine`)."""
     device_ = torch.device(device)
+    measured_on = machine(device_)
     result = []
     for length in lengths:
         base = base_config(length, num_samples=batch_size, epochs=1, frames_per_position=frames_per_position)
@@ -117,7 +118,7 @@ def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int
         peak = peak_memory_mb(steps, device_)
         for n in rows:
             row = {"length": length, "fusion": n, "tokens": tokens[n], "ms_per_step": ms.get(n),
-                   "peak_mb": peak.get(n), "params": params[n], "batch_size": batch_size, "machine": machine(device_)}
+                   "peak_mb": peak.get(n), "params": params[n], "batch_size": batch_size, "machine": measured_on}
             if n not in steps:
                 row["skipped"] = f"dense attention beyond S = {max_dense_length}"
             result.append(row)

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from wsfusion.bench import attention, conv, modes, params, ws_linear
 from wsfusion._measure import machine
+from wsfusion.bench import attention, conv, modes, params, ws_linear
 from wsfusion.bench._measure import format_table
 
 
