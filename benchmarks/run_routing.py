@@ -128,8 +128,8 @@ def _quiet_checks(out: Path) -> str:
         rows = saved["rows"] if isinstance(saved, dict) else saved
         dense = {r["tokens"]: r["ms_per_step"] for r in rows if r["topology"] == "dense" and r["ms_per_step"]}
         for r in rows:
-            ratio = dense.get(r["tokens"])
-            ratio = "—" if ratio is None or r["topology"] == "dense" else f"{ratio / r['ms_per_step']:.1f}×"
+            dense_ms = dense.get(r["tokens"])
+            ratio = "—" if dense_ms is None or r["topology"] == "dense" else f"{dense_ms / r['ms_per_step']:.1f}×"
             table += (f"\n| `{path.name}` | {r['tokens']:,} | `{r['topology']}` | {_fmt(r['ms_per_step'], ',.0f')} "
                       f"| {_fmt(r['peak_mb'], ',.0f')} | {ratio} | {machine_label(r.get('machine'))} |")
     return table and ("### quiet cost checks\n\n| file | T | topology | ms/step | peak MB | dense ÷ this | machine |\n"
