@@ -404,7 +404,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         if args.fusions is not None and not names:
             raise ValueError(f"--fusions names no fusion: {args.fusions!r}")
         fusion_options = _load_fusion_options(args.fusion_options)
-        check(base, names, fusion_options, args.seeds, args.init_from)
+        check(base, names, fusion_options, args.seeds, args.init_from, args.out)
     results = compare(base, names, seeds=args.seeds, out=args.out, fusion_options=fusion_options,
                       init_from=args.init_from)
     print(results_markdown(results))

@@ -85,6 +85,39 @@ def test_compare_starts_every_run_from_the_same_row_and_seed(tmp_path):
         compare(BASE, ["early"], seeds=(0,), init_from=tmp_path / "short", progress=False)
 
 
+def test_a_copied_curriculum_without_checkpoints_is_read_back_not_retrained(tmp_path, monkeypatch):
+    # Results folders are kept without their checkpoints (git, a copy): a fresh clone must still
+    # report and resume a warm-started comparison, not ask for the checkpoints of finished runs.
+    import shutil
+
+    import wsfusion.train.compare as compare_module
+
+    rows = ["late", "only-visual"]
+    compare(BASE, rows, seeds=(0,), out=tmp_path / "here" / "short", progress=False)
+    first = compare(BASE.replace(lr=1e-3), rows, seeds=(0,), out=tmp_path / "here" / "long",
+                    init_from=tmp_path / "here" / "short", progress=False)
+    shutil.copytree(tmp_path / "here", tmp_path / "clone")
+    for checkpoint in (tmp_path / "clone").rglob("checkpoint.pt"):
+        checkpoint.unlink()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(compare_module, "train", no_training)
+    again = compare(BASE.replace(lr=1e-3), rows, seeds=(0,), out=tmp_path / "clone" / "long",
+                    init_from=tmp_path / "clone" / "short", progress=False)
+    assert [r["test_acc_per_seed"] for r in again["rows"]] == [r["test_acc_per_seed"] for r in first["rows"]]
+    # A run that is not finished still needs its warm start, and says which one is missing.
+    with pytest.raises(ValueError, match=r"init_from has no checkpoint for row 'late' seed 1"):
+        compare(BASE.replace(lr=1e-3), rows, seeds=(0, 1), out=tmp_path / "clone" / "long",
+                init_from=tmp_path / "clone" / "short", progress=False)
+    # Another comparison folder is another warm start: its runs are not taken for these.
+    shutil.copytree(tmp_path / "here" / "short", tmp_path / "here" / "other")
+    with pytest.raises(AssertionError, match="trained again"):
+        compare(BASE.replace(lr=1e-3), rows, seeds=(0,), out=tmp_path / "clone" / "long",
+                init_from=tmp_path / "here" / "other", progress=False)
+
+
 def test_batchnorm_statistics_and_tied_parameters_come_along(tmp_path):
     class Tied(torch.nn.Module):
         def __init__(self) -> None:

@@ -129,11 +129,15 @@ def check(
     fusion_options: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: Sequence[int] = (0,),
     init_from: str | Path | None = None,
+    out: str | Path | None = None,
+    noise_levels: Sequence[float] = NOISE_LEVELS,
 ) -> list[str]:
     """The rows :func:`compare` runs (``fusions``, or :func:`default_fusions` of the data's modalities),
     once every row is checked without loading any data: names, options keys, each row's run config
     (:func:`~wsfusion.train.trainer.check_config`: device, precision, the fusion's options on the data's
-    shapes) and, with ``init_from``, every row and seed's checkpoint there (:func:`warm_start_path`).
+    shapes) and, with ``init_from``, the checkpoint there (:func:`warm_start_path`) of every row and seed
+    that ``out`` does not already hold finished (:func:`finished_run`): a finished run is read back, so
+    a fresh clone of a results folder, whose checkpoints are not kept, still reports and resumes.
     Raises the ``ValueError`` / ``TypeError`` of the first problem."""
     fusion_options = dict(fusion_options or {})
     modalities = list(data_layout(base)[0])
@@ -143,7 +147,10 @@ def check(
     for name in rows:
         check_config(run_config(base, name, int(seeds[0]), row_options(name, fusion_options)))
         for seed in seeds if init_from is not None else ():
-            warm_start_path(init_from, name, int(seed), base.precision)
+            config = warm_config(base, name, int(seed), row_options(name, fusion_options), init_from)
+            run_dir = None if out is None else Path(out) / "runs" / run_name(name, int(seed), base.precision)
+            if finished_run(run_dir, config, noise_levels) is None:
+                warm_start_path(init_from, name, int(seed), base.precision)
     return rows
 
 
@@ -153,6 +160,16 @@ def warm_start_path(init_from: str | Path, name: str, seed: int, precision: str 
     if not path.is_file():
         raise ValueError(f"compare: init_from has no checkpoint for row {name!r} seed {seed} (expected {path})")
     return path
+
+
+def warm_config(base: TrainConfig, name: str, seed: int, options: Mapping[str, Any],
+                init_from: str | Path | None) -> TrainConfig:
+    """Row ``name``'s run config at ``seed``, started (with ``init_from``) from the same row and seed's
+    checkpoint in that comparison folder, whether or not the checkpoint is there (:func:`check` asks)."""
+    config = run_config(base, name, seed, options)
+    if init_from is None:
+        return config
+    return config.replace(init_from=str(Path(init_from) / "runs" / run_name(name, seed, base.precision) / "checkpoint.pt"))
 
 
 def family(name: str) -> str:
@@ -189,11 +206,33 @@ EVALUATION_VERSION = 1
 
 def same_config(saved: dict[str, Any], config: TrainConfig) -> bool:
     """Whether a stored run's config is ``config``. Fields added to :class:`TrainConfig` after the run was
-    stored take their defaults (which keep the old behaviour), so finished runs stay valid."""
+    stored take their defaults (which keep the old behaviour), so finished runs stay valid. A warm start
+    (``init_from``, stored as an absolute path) is the same when it names the same comparison folder,
+    run and file: the folders above them only say where a clone of the results lives."""
     try:
-        return TrainConfig.from_dict(saved) == config
+        stored = TrainConfig.from_dict(saved)
     except (TypeError, ValueError):
         return False
+    return (stored.replace(init_from=None) == config.replace(init_from=None)
+            and _warm_start_key(stored.init_from) == _warm_start_key(config.init_from))
+
+
+def _warm_start_key(init_from: str | None) -> tuple[str, ...] | None:
+    return None if init_from is None else Path(init_from).parts[-4:]  # <comparison>/runs/<run>/checkpoint.pt
+
+
+def finished_run(run_dir: Path | None, config: TrainConfig, noise_levels: Sequence[float]
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The stored evaluation and training history of a run that ``run_dir`` holds finished with ``config``
+    and evaluated at ``noise_levels`` (``None`` if it does not)."""
+    cache = None if run_dir is None else run_dir / EVALUATION
+    if cache is None or not cache.exists() or not (run_dir / RESULT).exists():
+        return None
+    saved, result = json.loads(cache.read_text()), json.loads((run_dir / RESULT).read_text())
+    if (saved.get("version", 1) == EVALUATION_VERSION and same_config(saved["config"], config)
+            and same_config(result["config"], config) and saved["noise_levels"] == list(noise_levels)):
+        return saved["evaluation"], result["history"]
+    return None
 
 
 def run_and_evaluate(
@@ -212,12 +251,10 @@ def run_and_evaluate(
     (``graph_edges``, :func:`graph_record`; absent from evaluations stored
     before it was kept, which are still read back).
     """
+    stored = finished_run(run_dir, config, noise_levels)
+    if stored is not None:
+        return stored
     cache = None if run_dir is None else run_dir / EVALUATION
-    if cache is not None and cache.exists() and (run_dir / RESULT).exists():
-        saved, result = json.loads(cache.read_text()), json.loads((run_dir / RESULT).read_text())
-        if (saved.get("version", 1) == EVALUATION_VERSION and same_config(saved["config"], config)
-                and same_config(result["config"], config) and saved["noise_levels"] == list(noise_levels)):
-            return saved["evaluation"], result["history"]
     result, model = train(config, run_dir, resume=run_dir is not None, datasets=datasets, progress=False)
     test = select_modalities(datasets[2], config.modalities)
     used = list(test.inputs)
@@ -294,12 +331,13 @@ def compare(
     ``init_from`` (an earlier comparison's ``out``, e.g. at a shorter sequence length) starts
     every run from the final weights of the same row and seed there
     (``TrainConfig.init_from``, :func:`~wsfusion.train.checkpoint.warm_start`): a curriculum
-    over the length, row by row. Every such checkpoint must exist before any run starts.
+    over the length, row by row. Every such checkpoint must exist before any run starts, except
+    those of runs that ``out`` already holds finished (results folders are kept without checkpoints).
     """
     seeds = [int(s) for s in seeds]
     fusion_options = dict(fusion_options or {})
     rows, histories, plotted = [], {}, None
-    fusions = check(base, fusions, fusion_options, seeds, init_from)  # before any data is loaded
+    fusions = check(base, fusions, fusion_options, seeds, init_from, out, noise_levels)  # before any data is loaded
     datasets_by_seed = {seed: build_datasets(base.replace(seed=seed)) for seed in seeds}
     all_modalities = list(datasets_by_seed[seeds[0]][2].inputs)
     bar = tqdm(total=len(fusions) * len(seeds), desc="compare", unit="run", disable=not progress)
@@ -307,9 +345,7 @@ def compare(
         per_seed: list[dict[str, Any]] = []
         for seed in seeds:
             bar.set_postfix(fusion=name, seed=seed)
-            config = run_config(base, name, seed, row_options(name, fusion_options))
-            if init_from is not None:
-                config = config.replace(init_from=str(warm_start_path(init_from, name, seed, base.precision)))
+            config = warm_config(base, name, seed, row_options(name, fusion_options), init_from)
             run_dir = None if out is None else Path(out) / "runs" / run_name(name, seed, base.precision)
             evaluation, history = run_and_evaluate(config, run_dir, datasets_by_seed[seed], all_modalities, noise_levels)
             per_seed.append(evaluation)
