@@ -4,6 +4,7 @@
     python benchmarks/run_strings.py cost --lengths 4,16,64                     # ms per training step, peak MB
     python benchmarks/run_strings.py report                                     # tables and strings.png
     python benchmarks/run_strings.py train --quick --out /tmp/strings           # minutes: the pipeline, tiny
+    python benchmarks/run_strings.py train --lengths 16 --rebuild /tmp/chain    # in a clone: see below
 
 Each length is one ``wsfusion compare`` into ``<out>/strings-S<S>/`` with the same rows, seeds,
 encoders (``encoder_pool="mean"``: the position-wise encoders have the same parameters at every
@@ -13,6 +14,9 @@ run at a longer length starts from the same row and seed at the previous length
 (``compare(init_from=...)``), as the routing benchmark's curriculum does within one run. The
 shortest length starts from scratch (or from a finished shorter comparison in ``--out``), and the
 weights carried over are each run's final ones (its last epoch), not its best-validation ones.
+Results folders keep no checkpoints, so a fresh clone cannot start a longer length from the saved
+ones; ``--rebuild DIR`` trains the curriculum of each unfinished row and seed again into ``DIR`` first
+(and records how the retrained run scored against the saved one: the same only on the same machine).
 ``transformer`` (dense attention over every token) runs up to
 ``--max-dense-length``; beyond it it is left out, and ``cost`` says what one step of it would cost.
 """
@@ -31,7 +35,7 @@ from wsfusion import data
 from wsfusion._io import atomic_write_text
 from wsfusion._measure import interleaved_medians, machine, machine_label, peak_memory_mb
 from wsfusion.train import TrainConfig
-from wsfusion.train.compare import compare, row_options, run_config
+from wsfusion.train.compare import compare, row_options, run_config, run_name
 from wsfusion.train.report import rows_table
 from wsfusion.train.trainer import model_for
 
@@ -72,16 +76,48 @@ def shorter_run(out: Path, length: int) -> int | None:
 
 
 def train(lengths: tuple[int, ...], seeds: tuple[int, ...], out: Path, rows: tuple[str, ...] = ROWS,
-          max_dense_length: int = 16, **sizes: Any) -> None:
+          max_dense_length: int = 16, rebuild: Path | None = None, **sizes: Any) -> None:
     """One comparison a length, shortest first; each starts from the runs at the next shorter length,
-    the first one from the longest finished comparison below it in ``out`` (from scratch if none)."""
+    the first one from the longest finished comparison below it in ``out`` (from scratch if none).
+
+    Results folders keep no checkpoints, so in a fresh clone the first length has nothing to start
+    from: with ``rebuild``, the runs it needs are first trained again there (:func:`rebuild_warm_starts`)."""
     lengths = tuple(sorted(lengths))
     previous = shorter_run(out, lengths[0])
+    init = None if previous is None else out / part(previous)
+    if init is not None and rebuild is not None:
+        init = rebuild_warm_starts(out, lengths[0], rows_at(lengths[0], rows, max_dense_length), seeds, rebuild,
+                                   max_dense_length, **sizes)
     for length in lengths:
         names = rows_at(length, rows, max_dense_length)
         compare(base_config(length, **sizes), names, seeds=seeds, out=out / part(length), fusion_options=VARIANTS,
-                init_from=None if previous is None else out / part(previous))
-        previous = length
+                init_from=init)
+        init = out / part(length)
+
+
+def rebuild_warm_starts(out: Path, length: int, rows: list[str], seeds: tuple[int, ...], into: Path,
+                        max_dense_length: int = 16, **sizes: Any) -> Path:
+    """Train again, into ``into``, the curriculum (every length ``out`` holds below ``length``) of each row
+    and seed that ``out`` has not finished at ``length``, and return the comparison there to start from.
+
+    The rebuilt runs are the saved ones retrained: the same configs and seeds, bit-identical only on the
+    same processor and torch build. So each rebuilt run's test accuracy at the length it hands over is
+    stored beside the saved one, in ``<out>/strings-S<length>/warm-starts/<run>.json``."""
+    shorter = sorted(int(p.name.split("-S")[1]) for p in out.glob("strings-S*")
+                     if (p / "results.json").exists() and int(p.name.split("-S")[1]) < length)
+    for name in rows:
+        todo = tuple(s for s in seeds if not (out / part(length) / "runs" / run_name(name, s) / "evaluation.json").exists())
+        if not todo:
+            continue
+        train(tuple(shorter), todo, into, (name,), max_dense_length, **sizes)
+        for seed in todo:
+            run = run_name(name, seed)
+            rebuilt, saved = (json.loads((d / part(shorter[-1]) / "runs" / run / "result.json").read_text())
+                              for d in (into, out))
+            record = {"row": name, "seed": seed, "length": shorter[-1], "rebuilt_test_acc": rebuilt["test_acc"],
+                      "saved_test_acc": saved["test_acc"], "machine": machine(torch.device("cpu"))}
+            atomic_write_text(out / part(length) / "warm-starts" / f"{run}.json", json.dumps(record, indent=1) + "\n")
+    return into / part(shorter[-1])
 
 
 def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int = 64, reps: int = 3,
@@ -207,6 +243,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the pipeline in minutes")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--rebuild", type=Path, default=None,
+                        help="train: retrain the shorter lengths' runs (whose checkpoints a clone lacks) into this folder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sizes = dict(num_samples=args.num_samples, epochs=args.epochs, frames_per_position=args.frames_per_position)
@@ -217,7 +255,7 @@ def main() -> None:
         lengths, seeds = QUICK["lengths"], QUICK["seeds"]
         sizes = {k: QUICK[k] for k in sizes}
     if args.what == "train":
-        train(lengths, seeds, args.out, args.rows, args.max_dense_length, **sizes)
+        train(lengths, seeds, args.out, args.rows, args.max_dense_length, args.rebuild, **sizes)
     elif args.what == "cost":
         rows = cost(lengths, args.rows, frames_per_position=sizes["frames_per_position"],
                     max_dense_length=args.max_dense_cost_length)

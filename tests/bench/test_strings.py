@@ -44,6 +44,35 @@ def test_a_later_call_starts_from_the_longest_shorter_comparison(script, tmp_pat
     assert config["init_from"] == str(tmp_path / "strings-S1" / "runs" / "only-audio-seed0" / "checkpoint.pt")
 
 
+def test_a_clone_without_checkpoints_rebuilds_the_curriculum_it_needs(script, tmp_path, monkeypatch, av_root):
+    import shutil
+
+    monkeypatch.setenv("WSFUSION_DATA", str(av_root))
+    script.train((1, 2), (0, 1), tmp_path / "here", ("only-audio",), **SIZES)
+    script.train((3,), (0,), tmp_path / "here", ("only-audio",), **SIZES)
+    shutil.copytree(tmp_path / "here", tmp_path / "clone")
+    for checkpoint in (tmp_path / "clone").rglob("checkpoint.pt"):
+        checkpoint.unlink()
+    with pytest.raises(ValueError, match=r"init_from has no checkpoint for row 'only-audio' seed 1"):
+        script.train((3,), (0, 1), tmp_path / "clone", ("only-audio",), **SIZES)
+
+    script.train((3,), (0, 1), tmp_path / "clone", ("only-audio",), rebuild=tmp_path / "rebuilt", **SIZES)
+    # Only the unfinished run (seed 1) is rebuilt, through every shorter length; seed 0 is read back.
+    assert sorted(p.name for p in (tmp_path / "rebuilt" / "strings-S2" / "runs").iterdir()) == ["only-audio-seed1"]
+    assert (tmp_path / "rebuilt" / "strings-S1" / "runs" / "only-audio-seed1" / "result.json").exists()
+    config = json.loads((tmp_path / "clone" / "strings-S3" / "runs" / "only-audio-seed1" / "result.json").read_text())
+    assert config["config"]["init_from"] == str(tmp_path / "rebuilt" / "strings-S2" / "runs" / "only-audio-seed1"
+                                                / "checkpoint.pt")
+    record = json.loads((tmp_path / "clone" / "strings-S3" / "warm-starts" / "only-audio-seed1.json").read_text())
+    saved = json.loads((tmp_path / "here" / "strings-S2" / "runs" / "only-audio-seed1" / "result.json").read_text())
+    assert record["length"] == 2 and record["saved_test_acc"] == saved["test_acc"]
+    assert record["rebuilt_test_acc"] == saved["test_acc"]  # same machine, same build: the same run
+    assert not (tmp_path / "clone" / "strings-S3" / "warm-starts" / "only-audio-seed0.json").exists()
+    results = json.loads((tmp_path / "clone" / "strings-S3" / "results.json").read_text())
+    assert results["rows"][0]["seeds"][0]["test_acc"] == json.loads(
+        (tmp_path / "here" / "strings-S3" / "results.json").read_text())["rows"][0]["seeds"][0]["test_acc"]
+
+
 def test_dense_attention_is_left_out_beyond_its_length(script):
     assert "transformer" in script.rows_at(16, script.ROWS, 16)
     assert "transformer" not in script.rows_at(64, script.ROWS, 16)
