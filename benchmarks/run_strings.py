@@ -168,6 +168,9 @@ def report(out: Path, plot: bool = True) -> str:
     results = {length: json.loads((p / "results.json").read_text()) for length, p in found}
     for length, p in found:
         parts.append(rows_table(results[length], label=p.name))
+        starts = [json.loads(f.read_text()) for f in sorted(p.glob("warm-starts/*.json"))]
+        if starts:
+            parts.append(f"### {p.name}: warm starts retrained\n\n" + warm_start_table(starts))
     cost_path = out / "strings-cost.json"
     costs = json.loads(cost_path.read_text()) if cost_path.exists() else []
     if costs:
@@ -177,6 +180,18 @@ def report(out: Path, plot: bool = True) -> str:
     if plot and results and costs:
         plot_accuracy_against_cost(results, costs, out / "strings.png")
     return "\n\n".join(parts)
+
+
+def warm_start_table(records: list[dict]) -> str:
+    """Markdown rows of :func:`rebuild_warm_starts`' records: each retrained run's test accuracy beside the saved
+    run's, with the mean of each and the machine under the table."""
+    lines = ["| row | seed | S | saved test acc | retrained test acc |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| `{r['row']}` | {r['seed']} | {r['length']} | {r['saved_test_acc']:.3f} | {r['rebuilt_test_acc']:.3f} |"
+              for r in sorted(records, key=lambda r: (r["row"], r["seed"]))]
+    saved = sum(r["saved_test_acc"] for r in records) / len(records)
+    rebuilt = sum(r["rebuilt_test_acc"] for r in records) / len(records)
+    machines = "; ".join(sorted({machine_label(r.get("machine")) for r in records}))
+    return "\n".join(lines) + f"\n\nmean saved {saved:.3f}, retrained {rebuilt:.3f}; retrained on: {machines}"
 
 
 def cost_table(costs: list[dict]) -> str:

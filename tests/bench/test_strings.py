@@ -68,6 +68,9 @@ def test_a_clone_without_checkpoints_rebuilds_the_curriculum_it_needs(script, tm
     assert record["length"] == 2 and record["saved_test_acc"] == saved["test_acc"]
     assert record["rebuilt_test_acc"] == saved["test_acc"]  # same machine, same build: the same run
     assert not (tmp_path / "clone" / "strings-S3" / "warm-starts" / "only-audio-seed0.json").exists()
+    table = script.report(tmp_path / "clone", plot=False).split("### strings-S3: warm starts retrained\n\n")[1]
+    assert table.splitlines()[2] == f"| `only-audio` | 1 | 2 | {saved['test_acc']:.3f} | {saved['test_acc']:.3f} |"
+    assert "retrained on: " in table and "not recorded" not in table
     results = json.loads((tmp_path / "clone" / "strings-S3" / "results.json").read_text())
     assert results["rows"][0]["seeds"][0]["test_acc"] == json.loads(
         (tmp_path / "here" / "strings-S3" / "results.json").read_text())["rows"][0]["seeds"][0]["test_acc"]
