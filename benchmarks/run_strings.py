@@ -232,7 +232,11 @@ def plot_accuracy_against_cost(results: dict[int, dict], costs: list[dict], path
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set(title=f"S = {length}", xlabel="ms per training step (batch 64)", ylabel="test accuracy")
-    axes[0][-1].legend(fontsize=7, loc="best")
+    labelled = {}  # every row's marker, whichever lengths it was trained at
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labelled.setdefault(label, handle)
+    axes[0][-1].legend(list(labelled.values()), list(labelled), fontsize=7, loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
