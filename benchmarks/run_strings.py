@@ -35,7 +35,8 @@ from wsfusion import data
 from wsfusion._io import atomic_write_text
 from wsfusion._measure import interleaved_medians, machine, machine_label, peak_memory_mb
 from wsfusion.train import TrainConfig
-from wsfusion.train.compare import compare, row_options, run_config, run_name
+from wsfusion.train.compare import (NOISE_LEVELS, compare, finished_run, row_options, run_config, run_name,
+                                    warm_config)
 from wsfusion.train.report import rows_table
 from wsfusion.train.trainer import model_for
 
@@ -69,10 +70,14 @@ def rows_at(length: int, rows: tuple[str, ...], max_dense_length: int) -> list[s
     return [r for r in rows if not (r == "transformer" and length > max_dense_length)]
 
 
+def finished_lengths(out: Path) -> list[int]:
+    """The lengths that have a finished comparison (``results.json``) in ``out``, shortest first."""
+    return sorted(int(p.name.split("-S")[1]) for p in out.glob("strings-S*") if (p / "results.json").exists())
+
+
 def shorter_run(out: Path, length: int) -> int | None:
     """The longest length below ``length`` with a comparison in ``out`` (the one to start from), if any."""
-    done = [int(p.name.split("-S")[1]) for p in out.glob("strings-S*") if (p / "results.json").exists()]
-    return max((s for s in done if s < length), default=None)
+    return max((s for s in finished_lengths(out) if s < length), default=None)
 
 
 def train(lengths: tuple[int, ...], seeds: tuple[int, ...], out: Path, rows: tuple[str, ...] = ROWS,
@@ -98,15 +103,18 @@ def train(lengths: tuple[int, ...], seeds: tuple[int, ...], out: Path, rows: tup
 def rebuild_warm_starts(out: Path, length: int, rows: list[str], seeds: tuple[int, ...], into: Path,
                         max_dense_length: int = 16, **sizes: Any) -> Path:
     """Train again, into ``into``, the curriculum (every length ``out`` holds below ``length``) of each row
-    and seed that ``out`` has not finished at ``length``, and return the comparison there to start from.
+    and seed that ``out`` has not finished at ``length`` (``compare``'s :func:`finished_run`: the same config
+    and warm start), and return the comparison there to start from.
 
     The rebuilt runs are the saved ones retrained: the same configs and seeds, bit-identical only on the
     same processor and torch build. So each rebuilt run's test accuracy at the length it hands over is
     stored beside the saved one, in ``<out>/strings-S<length>/warm-starts/<run>.json``."""
-    shorter = sorted(int(p.name.split("-S")[1]) for p in out.glob("strings-S*")
-                     if (p / "results.json").exists() and int(p.name.split("-S")[1]) < length)
+    shorter = [s for s in finished_lengths(out) if s < length]
+    base, saved_start = base_config(length, **sizes), out / part(shorter[-1])
     for name in rows:
-        todo = tuple(s for s in seeds if not (out / part(length) / "runs" / run_name(name, s) / "evaluation.json").exists())
+        todo = tuple(s for s in seeds if finished_run(
+            out / part(length) / "runs" / run_name(name, s),
+            warm_config(base, name, s, row_options(name, VARIANTS), saved_start), NOISE_LEVELS) is None)
         if not todo:
             continue
         train(tuple(shorter), todo, into, (name,), max_dense_length, **sizes)
@@ -164,7 +172,7 @@ def cost(lengths: tuple[int, ...], rows: tuple[str, ...] = ROWS, batch_size: int
 def report(out: Path, plot: bool = True) -> str:
     """Each length's rows table (compare's, labelled ``strings-S<S>``) and, with ``cost.json``, the cost table."""
     parts = []
-    found = sorted((int(p.name.split("-S")[1]), p) for p in out.glob("strings-S*") if (p / "results.json").exists())
+    found = [(length, out / part(length)) for length in finished_lengths(out)]
     results = {length: json.loads((p / "results.json").read_text()) for length, p in found}
     for length, p in found:
         parts.append(rows_table(results[length], label=p.name))
