@@ -38,7 +38,7 @@ from wsfusion.train import TrainConfig
 from wsfusion.train.compare import (NOISE_LEVELS, compare, finished_run, row_options, run_config, run_name,
                                     warm_config)
 from wsfusion.train.report import rows_table
-from wsfusion.train.trainer import model_for
+from wsfusion.train.trainer import model_for, resolve_device
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "results"
 #: The rows: the pooled fusions, dense and sparse token attention on three graphs, and each modality alone.
@@ -123,7 +123,7 @@ def rebuild_warm_starts(out: Path, length: int, rows: list[str], seeds: tuple[in
             rebuilt, saved = (json.loads((d / part(shorter[-1]) / "runs" / run / "result.json").read_text())
                               for d in (into, out))
             record = {"row": name, "seed": seed, "length": shorter[-1], "rebuilt_test_acc": rebuilt["test_acc"],
-                      "saved_test_acc": saved["test_acc"], "machine": machine(torch.device("cpu"))}
+                      "saved_test_acc": saved["test_acc"], "machine": machine(resolve_device(base.device))}
             atomic_write_text(out / part(length) / "warm-starts" / f"{run}.json", json.dumps(record, indent=1) + "\n")
     return into / part(shorter[-1])
 
