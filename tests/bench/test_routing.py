@@ -490,3 +490,22 @@ def test_cost_calls_merge_into_one_table_replacing_the_rows_they_remeasure(tmp_p
     assert [(r["tokens"], r["topology"], r["ms_per_step"]) for r in merged] == [
         (64, "lattice", 5), (64, "dense", 2), (64, "bigbird", 6), (256, "lattice", 3), (4096, "bigbird", 4)]
     assert script._merge_cost(tmp_path / "none.json", [row(8, "dense", 1)]) == [row(8, "dense", 1)]
+
+
+def test_the_quick_suite_trains_and_costs_one_row_of_each_kind_the_long_comparison_has():
+    from wsfusion import bench
+
+    threads = torch.get_num_threads()
+    try:
+        results = bench.run(["routing"], threads=2, quick=True)["routing"]
+    finally:
+        torch.set_num_threads(threads)
+    rows = {r["topology"]: r for r in results["rows"]}
+    assert list(rows) == list(routing.QUICK["topologies"]) == [r["topology"] for r in results["cost"]]
+    assert {"ws-0.3-hub1", "ws-0.3-deep", "rigl-ws-0.3", "learned-0.5", "bigbird", "dense"} <= set(rows)
+    ws = routing.build_topology("ws-0.3", 16, 8, 0)
+    assert rows["rigl-ws-0.3"]["edges"] == ws.num_edges
+    assert rows["rigl-ws-0.3"]["reach_bound"] != rows["ws-0.3"]["reach_bound"]  # it rewired within the quick budget
+    assert rows["ws-0.3-deep"]["depth"] > rows["ws-0.3"]["depth"] == routing.QUICK["layers"]
+    assert rows["learned-0.5"]["beta"] != 0.5
+    assert all(r["ms_per_step"] > 0 for r in results["cost"])

@@ -91,7 +91,8 @@ def _routing_run(device: str = "cpu", quick: bool = False) -> dict[str, Any]:
     from wsfusion.bench import routing
 
     rows = routing.run(device=device, **(routing.QUICK if quick else {}))
-    cost = (routing.cost(tokens=(16,), reps=1, layers=routing.QUICK["layers"], device=device) if quick
+    cost = (routing.cost(tokens=routing.QUICK["tokens"], topologies=routing.QUICK["topologies"], reps=1,
+                         layers=routing.QUICK["layers"], device=device) if quick
             else routing.cost(device=device))
     return {"rows": rows, "summary": routing.summary(rows), "cost": cost}
 

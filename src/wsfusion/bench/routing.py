@@ -268,8 +268,12 @@ def run_one(topology: str, tokens: int, seed: int, *, k: int = 8, layers: int = 
 
 
 DEFAULT_TOKENS = (16, 64, 256)
-QUICK = dict(tokens=(16,), topologies=("lattice", "ws-0.3", "bigbird", "dense"), seeds=(0,), epochs=1,
-             train_samples=128, test_samples=64, layers=2, curriculum=((8, 1),))
+#: ``wsfusion bench --suite routing --quick``: one row of each kind the T = 1,024 comparison trains (a
+#: fixed graph, a hub, growing depth, rewiring, learned beta) and dense, at tiny sizes: under a minute.
+QUICK = dict(tokens=(16,), topologies=("lattice", "ws-0.3", "bigbird", "ws-0.3-hub1", "ws-0.3-deep", "rigl-ws-0.3",
+                                       "learned-0.5", "dense"),
+             seeds=(0,), epochs=1, train_samples=128, test_samples=64, layers=2, curriculum=((8, 1),),
+             rewire_every=2)  # 4 steps a stage: rigl rewires twice
 
 
 _RUN_ONE_DEFAULTS = {name: p.default for name, p in inspect.signature(run_one).parameters.items()
