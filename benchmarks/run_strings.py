@@ -179,6 +179,8 @@ def report(out: Path, plot: bool = True) -> str:
         starts = [json.loads(f.read_text()) for f in sorted(p.glob("warm-starts/*.json"))]
         if starts:
             parts.append(f"### {p.name}: warm starts retrained\n\n" + warm_start_table(starts))
+    if results:
+        parts.append(seeds_table(results))
     cost_path = out / "strings-cost.json"
     costs = json.loads(cost_path.read_text()) if cost_path.exists() else []
     if costs:
@@ -188,6 +190,19 @@ def report(out: Path, plot: bool = True) -> str:
     if plot and results and costs:
         plot_accuracy_against_cost(results, costs, out / "strings.png")
     return "\n\n".join(parts)
+
+
+def seeds_table(results: dict[int, dict]) -> str:
+    """Markdown rows of each length's test accuracy per seed, since a mean hides how runs fail."""
+    seeds = sorted({s["seed"] for result in results.values() for row in result["rows"] for s in row["seeds"]})
+    lines = ["| S | fusion | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---:|---|" + "---:|" * len(seeds)]
+    for length, result in sorted(results.items()):
+        for row in result["rows"]:
+            accuracy = {s["seed"]: s["test_acc"] for s in row["seeds"]}
+            lines.append(f"| {length} | `{row['fusion']}` | "
+                         + " | ".join(f"{accuracy[s]:.3f}" if s in accuracy else "" for s in seeds) + " |")
+    return "\n".join(lines)
 
 
 def warm_start_table(records: list[dict]) -> str:

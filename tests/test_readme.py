@@ -366,14 +366,16 @@ def test_the_readme_routing_tables_are_what_the_report_prints_from_the_saved_row
         assert line in report, line
 
 
-def test_the_readme_strings_cost_table_is_what_run_strings_reports():
+def test_the_readme_strings_cost_and_seed_tables_are_what_run_strings_reports():
     script = benchmark_script("run_strings")
     text = README.read_text()
-    assert "<!-- strings:cost -->" in text, "the README's AV-digit strings part has no cost table"
     report = script.report(RESULTS, plot=False).splitlines()
-    for marker in ("<!-- strings:cost -->", "<!-- strings:cost-batch8 -->"):
+    headers = {"<!-- strings:cost -->": "| S | fusion | tokens | ms / step | peak MB | params |",
+               "<!-- strings:cost-batch8 -->": "| S | fusion | tokens | ms / step | peak MB | params |",
+               "<!-- strings:seeds -->": "| S | fusion | seed 0 | seed 1 | seed 2 | seed 3 | seed 4 |"}
+    for marker, header in headers.items():
         assert marker in text, f"the README's AV-digit strings part has no {marker} table"
         lines = text.split(marker + "\n", 1)[1].split("\n\n", 1)[0].splitlines()
-        assert lines[0] == "| S | fusion | tokens | ms / step | peak MB | params |" and len(lines) > 2
+        assert lines[0] == header and len(lines) > 2, marker
         for line in lines:
             assert line in report, line
